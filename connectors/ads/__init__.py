@@ -1,0 +1,1 @@
+"""Ad-platform audience connectors: Meta Custom Audiences and Google Customer Match."""

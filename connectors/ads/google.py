@@ -1,0 +1,139 @@
+"""Google Customer Match through the Data Manager API.
+
+`POST /v1/audienceMembers:ingest` and `POST /v1/audienceMembers:remove`, at most 10,000
+members per request, hex-encoded SHA-256 identifiers normalised per Google's rules (email
+without whitespace, lowercase, gmail/googlemail dots removed; phone in E.164 with '+').
+A 400 whose field violations name `audience_members[N]` fails only member N; the others,
+never ingested, are resent.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable
+
+from ..base import AudienceConnector, BatchInfo, url
+from ..errors import ConfigurationError, FatalError, RetriableError, SkipRecipient
+from ..google_auth import ServiceAccountToken, google_rpc_error, request_with_token
+from ..hashing import google_hash
+from ..model import Member, Result
+from ..settings import connector_schema, secret
+
+SCOPE = "https://www.googleapis.com/auth/datamanager"
+ACCOUNT_TYPES = ["GOOGLE_ADS", "DISPLAY_VIDEO_ADVERTISER", "DISPLAY_VIDEO_PARTNER", "DATA_PARTNER"]
+CONSENT = ["CONSENT_GRANTED", "CONSENT_DENIED"]
+_MEMBER_INDEX = re.compile(r"audience_members\[(\d+)\]")
+
+
+class GoogleCustomerMatch(AudienceConnector):
+    name = "google_customer_match"
+    channel = "ads"
+    batch_size = 10_000
+    settings_schema = connector_schema("Google Customer Match (Data Manager API)", {
+        "service_account_json": secret({"type": "string", "minLength": 2,
+                                        "title": "Service account key (JSON)"}),
+        "operating_account_id": {"type": "string", "minLength": 1,
+                                 "title": "Account that owns the audiences (e.g. Google Ads customer id)"},
+        "operating_account_type": {"enum": ACCOUNT_TYPES, "default": "GOOGLE_ADS"},
+        "login_account_id": {"type": "string", "title": "Manager account the credentials use"},
+        "login_account_type": {"enum": ACCOUNT_TYPES, "default": "GOOGLE_ADS"},
+        "terms_of_service_accepted": {"type": "boolean", "default": False,
+                                      "title": "Customer Match terms of service accepted"},
+        "consent_ad_user_data": {"enum": CONSENT},
+        "consent_ad_personalization": {"enum": CONSENT},
+        "base_url": {"type": "string", "default": "https://datamanager.googleapis.com"},
+        "token_uri": {"type": "string", "title": "OAuth token URI (empty: the key's own)"},
+    }, required=["service_account_json", "operating_account_id"])
+
+    def __init__(self, settings, **kwargs):
+        super().__init__(settings, **kwargs)
+        self.token = ServiceAccountToken(
+            self.settings["service_account_json"], [SCOPE], session=self.session,
+            timeout=self.timeout[1], redact=self.redact, token_uri=self.settings.get("token_uri"))
+
+    def check(self) -> None:
+        try:
+            self.token.headers()
+        except RetriableError as exc:
+            raise ConfigurationError(f"google: token endpoint unreachable ({exc.reason})") from None
+
+    def prepare(self, member: Member) -> None:
+        if not _member(member):
+            raise SkipRecipient("no_identifiers")
+
+    def add_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
+        body = self._body(audience_id, batch)
+        if self.settings["terms_of_service_accepted"]:
+            body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
+        consent = {name: self.settings[key] for name, key in (
+            ("adUserData", "consent_ad_user_data"), ("adPersonalization", "consent_ad_personalization"))
+            if self.settings.get(key)}
+        if consent:
+            body["consent"] = consent
+        return self._post("/v1/audienceMembers:ingest", batch, body)
+
+    def remove_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
+        return self._post("/v1/audienceMembers:remove", batch, self._body(audience_id, batch))
+
+    def _body(self, audience_id: str, batch: list[Member]) -> dict:
+        destination: dict = {
+            "operatingAccount": {"accountType": self.settings["operating_account_type"],
+                                 "accountId": self.settings["operating_account_id"]},
+            "productDestinationId": audience_id}
+        if self.settings.get("login_account_id"):
+            destination["loginAccount"] = {"accountType": self.settings["login_account_type"],
+                                           "accountId": self.settings["login_account_id"]}
+        return {"destinations": [destination], "audienceMembers": [_member(m) for m in batch],
+                "encoding": "HEX"}
+
+    def _post(self, path: str, batch: list[Member], body: dict) -> list[Result]:
+        response = request_with_token(self, self.token, "POST", url(self.settings["base_url"], path),
+                                      headers={"Content-Type": "application/json"},
+                                      data=json.dumps(body))
+        if response.ok:
+            request_id = response.json().get("requestId")
+            return [Result.sent(m.key, request_id) for m in batch]
+        if response.status_code == 400:
+            return self._per_member_errors(batch, response)
+        self.raise_for_status(response)
+        raise AssertionError("unreachable")
+
+    def _per_member_errors(self, batch: list[Member], response) -> list[Result]:
+        blamed: dict[int, str] = {}
+        for detail in google_rpc_error(response).get("details") or []:
+            for violation in detail.get("fieldViolations") or [] if isinstance(detail, dict) else []:
+                match = _MEMBER_INDEX.search(violation.get("field", ""))
+                if not match or int(match.group(1)) >= len(batch):
+                    raise FatalError(f"http_400: {self.error_detail(response)}")
+                blamed.setdefault(int(match.group(1)), self.redact(
+                    f"http_400: {violation.get('reason', '')} {violation.get('description', '')}".strip()))
+        if not blamed:
+            raise FatalError(f"http_400: {self.error_detail(response)}")
+        return [Result.failed(m.key, blamed[i]) if i in blamed else
+                Result.failed(m.key, "batch_rejected_for_another_member", retryable=True, retry_after=0)
+                for i, m in enumerate(batch)]
+
+    def error_detail(self, response) -> str:
+        error = google_rpc_error(response)
+        if not error:
+            return super().error_detail(response)
+        return self.redact(f"{error.get('status', '')}: {error.get('message', '')}"[:300])
+
+
+def _member(member: Member) -> dict:
+    identifiers = []
+    if google_hash("email", member.email):
+        identifiers.append({"emailAddress": google_hash("email", member.email)})
+    if google_hash("phone", member.phone):
+        identifiers.append({"phoneNumber": google_hash("phone", member.phone)})
+    # An address identifier needs all four parts; names hashed, region and postal code not.
+    if member.first_name and member.last_name and member.country and member.zip:
+        identifiers.append({"address": {
+            "givenName": google_hash("name", member.first_name),
+            "familyName": google_hash("name", member.last_name),
+            "regionCode": member.country.strip().upper(), "postalCode": member.zip.strip()}})
+    if identifiers:
+        return {"userData": {"userIdentifiers": identifiers}}
+    if member.madid:
+        return {"mobileData": {"mobileIds": [member.madid.strip()]}}
+    return {}

@@ -1,0 +1,1 @@
+"""Email connectors: SendGrid v3 and plain SMTP."""

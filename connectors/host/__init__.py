@@ -1,0 +1,1 @@
+"""The host platform itself: cohorts/segments, score attributes and change events."""

@@ -1,0 +1,1 @@
+"""Push connectors: Firebase Cloud Messaging HTTP v1."""

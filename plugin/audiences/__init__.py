@@ -1,0 +1,1 @@
+"""Audiences: the filter language, its compiler to one SQL query, previews and segments."""

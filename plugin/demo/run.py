@@ -1,0 +1,50 @@
+"""`likely demo`: upgrade the store, load the demo data, train and score the demo prediction."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from plugin import workspaces
+from plugin.demo import DEMO_PREDICTION, data_end, load
+from plugin.errors import NotFound
+from plugin.predictions import definitions, scoring, training
+from plugin.store import transaction
+from plugin.store.migrate import upgrade
+
+
+def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> dict:
+    """Everything `likely demo` does before serving; safe to run again (nothing is duplicated)."""
+    from tqdm import tqdm
+
+    from plugin.cli import _app
+    app = _app()
+    settings = app.config["LIKELY"]
+    upgrade(settings["database_url"])
+    engine = app.extensions["likely_engine"]
+    workspace = workspaces.ensure(engine, workspaces.DEFAULT)
+    with tqdm(unit=" events", unit_scale=True, desc="loading demo data", file=sys.stderr) as bar:
+        loaded = load(engine, workspace.id, users, seed, progress=bar.update)
+    echo(f"demo data: {users} users, {loaded['events']} events ({loaded['written']} new)")
+    with transaction(engine) as conn:
+        try:
+            prediction = definitions.find(conn, workspace.id, DEMO_PREDICTION["name"])
+        except NotFound:
+            prediction = definitions.create(conn, workspace.id, dict(DEMO_PREDICTION),
+                                            settings["max_active_predictions"])
+    as_of = data_end(engine, workspace.id)
+    options = training.TrainingOptions(min_positives=settings["min_positives"],
+                                       min_negatives=settings["min_negatives"])
+    model_id = training.train(engine, prediction, as_of, options)
+    with engine.connect() as conn:
+        prediction = definitions.get(conn, workspace.id, prediction.id)
+        from plugin.predictions import models
+        model = models.load(conn, model_id)
+    summary = scoring.score(engine, prediction, as_of)
+    m = model.metrics
+    echo(f'"{prediction.name}" model v{model.version}: Prediction Quality {m["prediction_quality"]:.1f} '
+         f'({m["quality_band"]}), AUC {m["auc"]:.3f}')
+    users_by_category = ", ".join(f"{k} {v}" for k, v in summary["categories"]["users"].items())
+    echo(f"scored {summary['users_scored']} users: {users_by_category}")
+    if not settings.get("api_keys"):
+        echo(f"set LIKELY_API_KEYS to call the API, e.g. GET /v1/predictions/{prediction.id}")
+    return {"prediction_id": prediction.id, "model_id": model_id, "run": summary}

@@ -1,0 +1,1 @@
+"""Ingest: webhook batches and file imports share one validator and one writer."""

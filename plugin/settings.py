@@ -1,0 +1,86 @@
+"""Settings: environment variables validated against the JSON Schema in manifest.json."""
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+
+from plugin.errors import SettingsError
+
+MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
+LIST_SETTINGS = {"webhook_secrets", "api_keys"}
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict:
+    return json.loads(MANIFEST_PATH.read_text())
+
+
+def settings_schema() -> dict:
+    return manifest()["settings"]
+
+
+def _from_env(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Read every setting the schema names an `x-env` variable for."""
+    values: dict[str, Any] = {}
+    for name, spec in settings_schema()["properties"].items():
+        raw = environ.get(spec.get("x-env", ""))
+        if raw is None or raw == "":
+            continue
+        if name in LIST_SETTINGS or spec.get("type") == "array":
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif spec.get("type") == "integer":
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise SettingsError(f"{spec['x-env']} must be a whole number, got {raw!r}") from None
+        else:
+            values[name] = raw
+    values.setdefault("database_url", f"sqlite:///{Path(instance_path) / 'likely.sqlite'}")
+    return values
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate against the manifest schema, filling defaults; name the bad setting on error."""
+    schema = settings_schema()
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(values),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = []
+        for error in errors:
+            path = list(error.absolute_path)
+            name = str(path[0]) if path else (error.message.split("'")[1] if "'" in error.message else "settings")
+            spec = schema["properties"].get(name, {})
+            label = spec.get("x-env", name)
+            # Never echo a secret value back in the message.
+            reason = "is not valid" if spec.get("x-secret") else error.message
+            problems.append(f"{label}: {reason}")
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+    filled = dict(values)
+    for name, spec in schema["properties"].items():
+        if name not in filled and "default" in spec:
+            filled[name] = spec["default"]
+    _check_timezone(filled.get("timezone", "UTC"))
+    return filled
+
+
+def _check_timezone(name: str) -> None:
+    # JSON Schema cannot know the IANA database; a typo would otherwise surface at 3 a.m.
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"invalid settings: LIKELY_TIMEZONE: {name!r} is not an IANA time zone "
+                            "(e.g. UTC, Europe/Paris)") from None
+
+
+def load(instance_path: str, environ: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    values = _from_env(os.environ if environ is None else environ, instance_path)
+    values.update(overrides or {})
+    return validate(values)

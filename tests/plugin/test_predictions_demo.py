@@ -1,0 +1,81 @@
+"""The demo: realistic synthetic data, a demo prediction with sane quality, `likely demo` idempotent."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from plugin.cli import cli
+from plugin.demo.generator import generate
+from plugin.errors import Forbidden
+from plugin.predictions import definitions, models
+from plugin.store.tables import events, prediction_models, predictions, users
+from tests.plugin.predictions_fixtures import END, new_prediction
+
+DAY = 86_400
+
+
+def test_generated_behaviour_looks_like_a_shop():
+    data = generate(3_000, END, seed=1)
+    names, counts = np.unique(data.event, return_counts=True)
+    share = dict(zip(names, counts / counts.sum()))
+    assert set(share) == {"session_start", "view_item", "search", "add_to_cart", "purchase", "open_email",
+                          "open_push"}
+    assert share["view_item"] > share["add_to_cart"] > share["purchase"] > 0
+    assert np.all(data.ts < END) and data.ts.min() >= END - 150 * DAY
+    assert np.all(data.value[data.event == "purchase"] > 0) and np.all(np.isnan(data.value[data.event != "purchase"]))
+    weekday = (data.ts // DAY + 3) % 7
+    assert np.mean(weekday >= 5) > 2 / 7  # weekends are busier
+    last_seen = np.full(3_000, -1)
+    np.maximum.at(last_seen, data.user_index, data.ts)
+    assert np.mean(last_seen < END - 30 * DAY) > 0.1  # churners go quiet
+    attributes = [u["attributes"] for u in data.users]
+    assert {"country", "language", "email_consent", "push_consent"} <= set(attributes[0])
+    assert 0.7 < np.mean(["email" in a for a in attributes]) < 0.95
+    assert 0.3 < np.mean(["push_tokens" in a for a in attributes]) < 0.7
+    again = generate(3_000, END, seed=1)
+    assert np.array_equal(again.ts, data.ts) and again.users == data.users  # seeded
+
+
+def test_demo_quality_is_neither_trivial_nor_useless(trained):
+    """The trained store is the demo data with the demo prediction's goal and window."""
+    with trained.engine.connect() as conn:
+        metrics = models.current(conn, trained.prediction()).metrics
+    assert 20 <= metrics["prediction_quality"] <= 90
+    assert 0.65 <= metrics["auc"] <= 0.95
+
+
+def test_likely_demo_loads_trains_scores_and_is_idempotent(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path}/demo.sqlite"  # a fresh file: the demo creates the schema itself
+    monkeypatch.setenv("LIKELY_DATABASE_URL", url)
+    served = []
+    monkeypatch.setattr("plugin.serving.run_gunicorn", lambda host, port, workers: served.append((host, port)))
+    first = CliRunner().invoke(cli, ["demo", "--users", "2000", "--no-serve"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "Prediction Quality" in first.output and served == []
+    from plugin.store import make_engine
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(events)).scalar()
+        known = conn.execute(select(func.count()).select_from(users)).scalar()
+    second = CliRunner().invoke(cli, ["demo", "--users", "2000"], catch_exceptions=False)
+    assert second.exit_code == 0, second.output
+    assert served == [("127.0.0.1", 8000)]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == before > 50_000
+        assert conn.execute(select(func.count()).select_from(users)).scalar() == known == 2_000
+        found = conn.execute(select(predictions.c.name, predictions.c.status)).all()
+        versions = conn.execute(select(prediction_models.c.version)).scalars().all()
+    engine.dispose()
+    assert found == [("purchase within 14 days", "demo")] and sorted(versions) == [1, 2]
+
+
+def test_demo_and_preview_predictions_cannot_be_targeted(engine):
+    ids = {status: new_prediction(engine, name=status, status=status).id for status in ("demo", "preview", "active")}
+    with engine.connect() as conn:
+        for status in ("demo", "preview"):
+            with pytest.raises(Forbidden) as refused:
+                definitions.require_targetable(conn, 1, ids[status])
+            assert refused.value.status == 403 and refused.value.code == "prediction_not_targetable"
+        assert definitions.require_targetable(conn, 1, ids["active"]).status == "active"
