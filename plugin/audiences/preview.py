@@ -16,7 +16,7 @@ from plugin.audiences.compiler import compile_audience, score_only, scores_of
 from plugin.audiences.distribution import Distribution, distribution, leaf_figures
 from plugin.audiences.population import Population, PopulationCache
 from plugin.audiences.schema import PREDICTION_FILTERS
-from plugin.audiences.targeting import check_targetable
+from plugin.audiences.targeting import check_targetable, load_predictions
 from plugin.audiences.holdout import holdout_targeting, score_range_leaf
 from plugin.store.tables import prediction_models, scores, users
 
@@ -77,9 +77,13 @@ def sample_members(conn: Connection, workspace_id: int, node: dict, prediction_i
 
 
 def preview(conn: Connection, workspace_id: int, node: dict, now_ts: int, sample: int = 0,
-            cache: PopulationCache | None = None) -> dict[str, Any]:
-    """The preview figures of a parsed tree; refuses untargetable predictions (403/409)."""
-    found = check_targetable(conn, workspace_id, node)
+            cache: PopulationCache | None = None, targeting_only: bool = True) -> dict[str, Any]:
+    """The preview figures of a parsed tree; refuses untargetable predictions (403/409).
+
+    `targeting_only=False` is for analytics (the prediction page of a demo or preview
+    prediction): the same figures, without the targetability check.
+    """
+    found = (check_targetable if targeting_only else load_predictions)(conn, workspace_id, node)
     ids = list(found)
     dists = {pid: distribution(conn, workspace_id, found[pid], cache) for pid in ids}
     size, sums = _counts(conn, workspace_id, node, ids, now_ts, dists)
