@@ -36,3 +36,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(segments.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segment_destinations.bp)
+    from plugin import pages
+    app.register_blueprint(pages.bp)

@@ -40,6 +40,8 @@ WEBHOOK_HEADERS = (
     ("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256 of \"id.timestamp.body\">` signatures.",
      {"type": "string", "minLength": 1}),
 )
+CSRF_HEADER = {"in": "header", "name": "X-CSRF-Token", "required": True, "schema": {"type": "string", "minLength": 1},
+               "description": "The page's CSRF token (in its `csrf-token` meta tag); the session cookie alone is not enough."}
 SECURITY_SCHEMES = {
     "apiKey": {"type": "http", "scheme": "bearer",
                "description": "The workspace's API key: `Authorization: Bearer <key>`."},
@@ -115,6 +117,8 @@ def _operation(rule: Rule, method: str, doc: ApiDoc) -> dict:
     if kind in ("webhook", "partner"):
         parameters += [{"in": "header", "name": name, "required": True, "description": text, "schema": schema}
                        for name, text, schema in WEBHOOK_HEADERS]
+    if kind == "page" and method != "GET":
+        parameters.append(dict(CSRF_HEADER))
     if doc.query is not None:
         parameters.append({"in": "query", "schema": doc.query})
     operation: dict[str, Any] = {
