@@ -64,7 +64,7 @@ def prediction_list():
     with store.engine().connect() as conn:
         rows = [figures.listing_row(conn, p) for p in definitions.list_all(conn, workspace.id)
                 if p.status != "archived"]
-    return render_template("pages/predictions.html", workspace=workspace, rows=rows)
+    return render_template("pages/predictions.html", workspace=workspace, rows=rows, csrf_token=csrf.token())
 
 
 @bp.get("/predictions/<int:prediction_id>")
