@@ -26,7 +26,9 @@ from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
+from plugin.api.page_auth import signed_link
 from tests.helpers import API_KEY, PARTNER_SECRET, WEBHOOK_SECRET
+from tests.plugin.pages_support import csrf_token
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
@@ -34,15 +36,28 @@ MAX_EXAMPLES = 25
 # With valid input these must succeed at least once: proof the signing and keys are right,
 # not merely that every request bounced off with a documented 401.
 MUST_SUCCEED = {"GET /healthz", "GET /login", "GET /v1/settings", "POST /webhooks/events", "POST /webhooks/users",
-                "POST /webhooks/users/delete", "POST /webhooks/install", "POST /webhooks/{workspace}/events"}
+                "POST /webhooks/users/delete", "POST /webhooks/install", "POST /webhooks/{workspace}/events",
+                "GET /predictions"}
 PARTNER_PATHS = {"/webhooks/install", "/webhooks/uninstall"}
+PAGES = "https://localhost"
 
 
-def credentials_for(case) -> dict:
-    """Headers (and the exact body bytes they sign) a host would send for this case."""
+def page_session(app) -> dict:
+    """A signed-in page session's cookie and the CSRF token its page embeds (for the pages' calls)."""
+    client = app.test_client()
+    client.get(signed_link(WEBHOOK_SECRET, "default", int(time.time()) + 600, "/predictions"), base_url=PAGES)
+    html = client.get("/predictions", base_url=PAGES).get_data(as_text=True)
+    cookie = client.get_cookie("likely_session", domain=PAGES.removeprefix("https://")).value
+    return {"cookies": {"likely_session": cookie}, "headers": {"X-CSRF-Token": csrf_token(html)}}
+
+
+def credentials_for(case, page: dict) -> dict:
+    """Headers (and the exact body bytes they sign) a host — or a page — would send for this case."""
     path = case.operation.path
     if path.startswith("/v1/"):
         return {"headers": {"Authorization": f"Bearer {API_KEY}"}}
+    if path.startswith(("/predictions", "/pages/")):
+        return page
     if not path.startswith("/webhooks/"):
         return {}
     body = _exact_body(case)
@@ -88,6 +103,7 @@ def _operations(app, mode: GenerationMode):
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 def test_the_app_keeps_its_contract(hosted_app, mode):
     succeeded = set()
+    page = page_session(hosted_app)
     for operation in _operations(hosted_app, mode):
         # Workspace paths aim at the default workspace, which the test secret opens.
         overrides = {"path_parameters": {"workspace": "default"}} if (
@@ -97,7 +113,7 @@ def test_the_app_keeps_its_contract(hosted_app, mode):
         @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         def keeps_contract(case):
-            response = case.call_and_validate(checks=CHECKS, **credentials_for(case))
+            response = case.call_and_validate(checks=CHECKS, **credentials_for(case, page))
             if response.status_code < 300:
                 succeeded.add(operation.label)
 

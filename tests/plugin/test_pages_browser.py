@@ -1,0 +1,195 @@
+"""The prediction page in a real Chromium (Playwright driving Debian's /usr/bin/chromium).
+
+A real server (werkzeug, 127.0.0.1, a free port) on a copy of the trained demo store: sign in
+through a signed link, move the slider, check the figures against the preview API, create a
+segment and a campaign, and check that a preview prediction's actions are disabled.
+
+Without Chromium (or Playwright) these tests skip, saying why; with LIKELY_REQUIRE_BROWSER=1
+(set by .ci/run) they fail instead. Screenshots go to artifacts/; with
+LIKELY_UPDATE_SCREENSHOT=1 the active page is also saved as docs/prediction-page.png.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from plugin import create_app
+from plugin.predictions import definitions, scoring, training
+from plugin.store import make_engine
+from tests.helpers import API_KEY, WEBHOOK_SECRET, bearer
+from tests.plugin.pages_support import link, score_tree, shown_count, shown_expected, shown_percent
+from tests.plugin.predictions_fixtures import AS_OF, SCORED, new_prediction
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+PREVIEW_NAME = "purchase within 14 days (preview)"
+
+
+def _chromium() -> str:
+    """The Chromium to drive, or skip (fail under LIKELY_REQUIRE_BROWSER=1) with the reason."""
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "Playwright for Python is not installed (pip install -e '.[test]')"
+    candidates = [os.environ["LIKELY_CHROMIUM"]] if os.environ.get("LIKELY_CHROMIUM") else CHROMIUM_CANDIDATES
+    path = next((p for p in candidates if os.access(p, os.X_OK)), None)
+    if problem is None and not path:
+        problem = (f"no Chromium found at {', '.join(candidates)} "
+                   "(apt-get install chromium, or set LIKELY_CHROMIUM to its path)")
+    if problem:
+        if os.environ.get("LIKELY_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"LIKELY_REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+    return path
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, trained_sqlite):
+    """A live server on a copy of the trained store, with a trained and scored preview prediction too."""
+    path = tmp_path_factory.mktemp("browser") / "likely.sqlite"
+    shutil.copy(trained_sqlite, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    preview = new_prediction(engine, name=PREVIEW_NAME, status="preview")
+    training.train(engine, preview, AS_OF)
+    with engine.connect() as conn:
+        preview = definitions.get(conn, 1, preview.id)
+        active = definitions.find(conn, 1, SCORED)
+    scoring.score(engine, preview, AS_OF)
+    app = create_app({"database_url": url, "webhook_secrets": [WEBHOOK_SECRET], "api_keys": [API_KEY]})
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"base": f"http://127.0.0.1:{server.server_port}", "active": active.id, "preview": preview.id}
+    server.shutdown()
+    thread.join()
+    app.extensions["likely_engine"].dispose()
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=executable)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 900, "height": 1000})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def _open(page, live, prediction_id: int) -> None:
+    """Sign in through the signed link, which redirects to the prediction page."""
+    page.goto(live["base"] + link(f"/predictions/{prediction_id}"))
+    assert page.url == f"{live['base']}/predictions/{prediction_id}"
+
+
+def _api(live, method: str, path: str, **kwargs):
+    response = requests.request(method, live["base"] + path, headers=bearer(), timeout=30, **kwargs)
+    assert response.ok, response.text
+    return response.json()
+
+
+def _figures_for(page, low: int, high: int) -> None:
+    page.wait_for_selector(f'#figures[data-range="{low}-{high}"][data-state="ready"]')
+
+
+def _screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_the_slider_shows_what_the_preview_api_answers_and_creates_a_segment(page, live):
+    pid = live["active"]
+    _open(page, live, pid)
+    _figures_for(page, 75, 100)  # the page opens on the top category
+    low, high = page.locator("#range-low"), page.locator("#range-high")
+    low.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowLeft")   # 75 → 60, by keyboard as a person would
+    high.fill("95")
+    _figures_for(page, 60, 95)
+    assert page.locator("#range-label").inner_text() == "60–95"
+
+    expected = _api(live, "POST", "/v1/audiences/preview", json={"definition": score_tree(pid, 60, 95)})
+    figures = expected["predictions"][0]
+    assert expected["size"] > 0
+    assert page.locator("#fig-size").inner_text() == shown_count(expected["size"])
+    assert page.locator("#fig-expected").inner_text() == shown_expected(figures["expected_conversions"])
+    assert page.locator("#fig-recall").inner_text() == shown_percent(expected["targeting"]["recall"])
+    assert page.locator("#fig-precision").inner_text() == shown_percent(expected["targeting"]["precision"])
+    assert page.locator("#fig-summary").inner_text() == expected["summary"]
+    assert float(page.locator("#fig-expected").get_attribute("data-value")) == figures["expected_conversions"]
+    # The histogram highlights the buckets in the range: 60–65 … 90–95.
+    assert page.locator("#histogram .bar.in-range").count() == 7
+    _screenshot(page, "prediction-page-active.png")
+    if os.environ.get("LIKELY_UPDATE_SCREENSHOT") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "prediction-page.png"), full_page=True)
+
+    page.locator("#create-segment").click()
+    page.wait_for_selector('#result[data-kind="segments"]')
+    segment_id = int(page.locator("#result").get_attribute("data-id"))
+    segment = _api(live, "GET", f"/v1/segments/{segment_id}")
+    assert segment["definition"] == score_tree(pid, 60, 95)
+    assert segment["name"] == "purchase within 14 days · score 60–95"
+    assert segment["size"] == expected["size"]
+    assert page.locator("#segment-size").inner_text() == shown_count(expected["size"])
+
+    page.locator("#create-campaign").click()
+    page.wait_for_selector('#result[data-kind="campaigns"]')
+    campaign = _api(live, "GET", f"/v1/campaigns/{page.locator('#result').get_attribute('data-id')}")
+    assert campaign["status"] == "paused" and campaign["audience"] == score_tree(pid, 60, 95)
+    assert [t["name"] for t in campaign["tiers"]] == ["High", "Medium"]
+    assert "paused" in page.locator("#result").inner_text()
+    _screenshot(page, "prediction-page-created.png")
+
+
+def test_a_preview_prediction_shows_analytics_with_targeting_disabled(page, live):
+    pid = live["preview"]
+    _open(page, live, pid)
+    _figures_for(page, 75, 100)
+    for button in ("#create-segment", "#create-campaign"):
+        assert page.locator(button).is_disabled()
+    explanation = page.locator("#not-targetable")
+    assert explanation.is_visible()
+    assert "preview prediction" in explanation.inner_text() and "cannot be created" in explanation.inner_text()
+    # The slider still works: its figures are the preview's, computed without targeting.
+    page.locator("#range-low").fill("40")
+    _figures_for(page, 40, 100)
+    size = int(page.locator("#fig-size").get_attribute("data-value"))
+    with requests.Session() as api:
+        refused = api.post(live["base"] + "/v1/audiences/preview", headers=bearer(), timeout=30,
+                           json={"definition": score_tree(pid, 40, 100)})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "prediction_not_targetable"
+    histogram = [int(page.locator(f'#histogram .bar[data-from="{k}"]').get_attribute("data-users"))
+                 for k in range(40, 100, 5)]
+    assert size == sum(histogram) > 0
+    assert page.locator("#quality-band").inner_text() in ("Excellent", "Good", "Fair", "Poor")
+    _screenshot(page, "prediction-page-preview.png")
