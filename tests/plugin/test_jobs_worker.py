@@ -65,6 +65,8 @@ def test_stop_is_honoured_after_the_batch_in_hand(engine, isolated_registry):
 
 def test_the_worker_command_refuses_to_start_without_an_outbox(database_url, isolated_registry, monkeypatch):
     monkeypatch.setenv("LIKELY_DATABASE_URL", database_url)
+    # A build whose campaigns area (the outbox) is missing or failed to register its kinds.
+    monkeypatch.setattr(isolated_registry, "AREA_MODULES", ("plugin.jobs.builtin",))
     isolated_registry.unregister("deliver_outbox")
     result = CliRunner().invoke(cli, ["worker"])
     assert result.exit_code == 1 and "no 'deliver_outbox' job kind is registered" in result.output
