@@ -50,6 +50,12 @@ def goal_text(prediction: Prediction) -> str:
     return f"{prediction.goal_event} where {condition['property']} {ops.get(condition['op'], condition['op'])} {shown}"
 
 
+def goal_verb(prediction: Prediction) -> str:
+    """`purchase`, or `perform 'add_to_cart'` (as the preview's sentence says it)."""
+    goal = prediction.goal_event
+    return goal if goal.isalpha() else f"perform {goal!r}"
+
+
 def histogram_buckets(per_point: list[int] | None) -> list[dict]:
     """The run's 100 one-point bins ([k, k+1), the last [99, 100]) as 20 buckets of 5 points."""
     counts = list(per_point or []) + [0] * (100 - len(per_point or []))
@@ -128,7 +134,8 @@ def page(conn: Connection, prediction: Prediction) -> dict[str, Any]:
         "targetable": prediction.status in TARGETABLE,
         "not_targetable_reason": NOT_TARGETABLE_REASON.get(prediction.status),
         "model": model,
-        "quality": quality_figures(metrics, prediction.goal_event),
+        "goal_verb": goal_verb(prediction),
+        "quality": quality_figures(metrics, goal_verb(prediction)),
         "run": scoring.run_summary(run),
         "buckets": buckets,
         "ticks": axis_ticks(max((b["users"] for b in buckets), default=0)),
@@ -144,5 +151,5 @@ def listing_row(conn: Connection, prediction: Prediction) -> dict[str, Any]:
     model = models.summary(conn, prediction.current_model_id)
     run = scoring.latest_run(conn, prediction.id)
     return {"prediction": prediction, "goal": goal_text(prediction),
-            "quality": quality_figures(model["metrics"] if model else None, prediction.goal_event),
+            "quality": quality_figures(model["metrics"] if model else None, goal_verb(prediction)),
             "users_scored": run.users_scored if run is not None else None}

@@ -222,3 +222,6 @@ def test_the_list_shows_the_workspaces_predictions(site):
     # An untrained prediction's page renders and says why it is empty.
     response, page = _page(site.client, preview.id)
     assert response.status_code == 200 and "has not been trained yet" in page
+    figures = _post(site.client, f"/pages/predictions/{preview.id}/preview", {"min": 0, "max": 100}, csrf_token(page))
+    assert figures.status_code == 200
+    assert figures.json["size"] == 0 and figures.json["targeting"] is None
