@@ -33,7 +33,7 @@ def runs(engine: Engine, job_id: str | None = None) -> list[dict]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05):
+def wait_until(predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.05):
     """Poll until `predicate()` is truthy; a bound on waiting, never an assertion on time."""
     deadline = time.monotonic() + timeout
     while True:

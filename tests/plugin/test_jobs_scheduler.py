@@ -109,7 +109,7 @@ def test_two_scheduler_processes_on_one_store_run_each_job_once(database_url, en
                                   stderr=log.open("w")) for log in logs]
     try:
         # Both processes fire the 1-second tick; wait until they have contended for some runs.
-        wait_until(lambda: len(_attempted(logs[0]) & _attempted(logs[1])) >= 3, timeout=30)
+        wait_until(lambda: len(_attempted(logs[0]) & _attempted(logs[1])) >= 3, timeout=120)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
