@@ -11,6 +11,8 @@ from plugin.predictions import definitions, scoring, training
 from plugin.store import transaction
 from plugin.store.migrate import upgrade
 
+DEMO_KEY_LABEL = "demo"
+
 
 def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> dict:
     """Everything `likely demo` does before serving; safe to run again (nothing is duplicated)."""
@@ -45,6 +47,19 @@ def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> 
          f'({m["quality_band"]}), AUC {m["auc"]:.3f}')
     users_by_category = ", ".join(f"{k} {v}" for k, v in summary["categories"]["users"].items())
     echo(f"scored {summary['users_scored']} users: {users_by_category}")
-    if not settings.get("api_keys"):
-        echo(f"set LIKELY_API_KEYS to call the API, e.g. GET /v1/predictions/{prediction.id}")
-    return {"prediction_id": prediction.id, "model_id": model_id, "run": summary}
+    page_key = None if settings.get("api_keys") else _demo_api_key(engine, workspace)
+    return {"prediction_id": prediction.id, "model_id": model_id, "run": summary, "api_key": page_key}
+
+
+def _demo_api_key(engine, workspace: workspaces.Workspace) -> str:
+    """A fresh key for the page and API when none is configured; the previous demo key is
+    revoked, so running the demo again never piles up live keys."""
+    from sqlalchemy import delete
+
+    from plugin.store.tables import api_keys
+    key = workspaces.new_api_key()
+    with transaction(engine) as conn:
+        conn.execute(delete(api_keys).where(api_keys.c.workspace_id == workspace.id,
+                                            api_keys.c.label == DEMO_KEY_LABEL))
+        workspaces.add_api_key_in(conn, workspace, key, DEMO_KEY_LABEL)
+    return key

@@ -309,8 +309,15 @@ def demo(users, seed, no_serve, port, workers) -> None:
     """Load the demo data into `default`, train and score "purchase within 14 days", then serve."""
     from plugin.demo.run import run_demo
     with _errors():
-        run_demo(users, seed, echo=click.echo)
+        done = run_demo(users, seed, echo=click.echo)
+    base = f"http://127.0.0.1:{port}"
+    page = f"{base}/login?next=/predictions/{done['prediction_id']}"
+    if done["api_key"]:
+        click.echo(f"prediction page: {page} (sign in with the demo API key {done['api_key']}, "
+                   "which also works as the /v1 bearer token; a new one is made on each run)")
+    else:
+        click.echo(f"prediction page: {page} (sign in with one of LIKELY_API_KEYS)")
     if not no_serve:
         from plugin.serving import run_gunicorn
-        click.echo(f"serving on http://127.0.0.1:{port}")
+        click.echo(f"serving on {base}")
         run_gunicorn("127.0.0.1", port, workers)

@@ -1,6 +1,8 @@
 """The demo: realistic synthetic data, a demo prediction with sane quality, `likely demo` idempotent."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -11,6 +13,7 @@ from plugin.demo.generator import generate
 from plugin.errors import Forbidden
 from plugin.predictions import definitions, models
 from plugin.store.tables import events, prediction_models, predictions, users
+from plugin.workspaces import workspace_for_api_key
 from tests.plugin.predictions_fixtures import END, new_prediction
 
 DAY = 86_400
@@ -49,6 +52,7 @@ def test_demo_quality_is_neither_trivial_nor_useless(trained):
 def test_likely_demo_loads_trains_scores_and_is_idempotent(monkeypatch, tmp_path):
     url = f"sqlite:///{tmp_path}/demo.sqlite"  # a fresh file: the demo creates the schema itself
     monkeypatch.setenv("LIKELY_DATABASE_URL", url)
+    monkeypatch.delenv("LIKELY_API_KEYS", raising=False)
     served = []
     monkeypatch.setattr("plugin.serving.run_gunicorn", lambda host, port, workers: served.append((host, port)))
     first = CliRunner().invoke(cli, ["demo", "--users", "2000", "--no-serve"], catch_exceptions=False)
@@ -67,8 +71,18 @@ def test_likely_demo_loads_trains_scores_and_is_idempotent(monkeypatch, tmp_path
         assert conn.execute(select(func.count()).select_from(users)).scalar() == known == 2_000
         found = conn.execute(select(predictions.c.name, predictions.c.status)).all()
         versions = conn.execute(select(prediction_models.c.version)).scalars().all()
+        prediction_id = conn.execute(select(predictions.c.id)).scalar_one()
+        # Each run prints a page link and a key that signs in; the previous run's key is revoked.
+        first_key, second_key = (_printed_key(run.output) for run in (first, second))
+        assert workspace_for_api_key(conn, first_key) is None
+        assert workspace_for_api_key(conn, second_key).slug == "default"
     engine.dispose()
     assert found == [("purchase within 14 days", "demo")] and sorted(versions) == [1, 2]
+    assert f"http://127.0.0.1:8000/login?next=/predictions/{prediction_id}" in second.output
+
+
+def _printed_key(output: str) -> str:
+    return re.search(r"demo API key (\S+),", output).group(1)
 
 
 def test_demo_and_preview_predictions_cannot_be_targeted(engine):
