@@ -178,6 +178,9 @@ def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps
     chosen = (select(scores.c.user_id, scores.c.score, reason)
               .select_from(scores.join(users, users.c.id == scores.c.user_id))
               .where(*where)
+              # In user order, the users lookups read the table sequentially and every outbox
+              # index grows at its end (in score order both are random: 2-3x slower at 1M).
+              .order_by(scores.c.user_id)
               # OFFSET 0 keeps both databases from inlining the subquery, which would make them
               # evaluate every rule twice (once for `reason`, once for `status`).
               .offset(0).subquery("chosen"))
