@@ -106,7 +106,8 @@ def _start_session(workspace: Workspace, next_path: str | None) -> Response:
     target = _safe_next(next_path)
     if target:
         return frame_headers(redirect(target, code=302))
-    return frame_headers(make_response(_page(f"Signed in to {escape(workspace.slug)}.", ""), 200))
+    return frame_headers(make_response(_page(
+        f'Signed in to {escape(workspace.slug)}. <a href="/predictions">Open the predictions</a>.', None), 200))
 
 
 def _page(message: str, form_next: str | None) -> str:

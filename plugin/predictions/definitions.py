@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from plugin.errors import Conflict, Forbidden, NotFound
+from plugin.errors import Conflict, NotFound
 from plugin.predictions import categories, scoring
 from plugin.store.tables import predictions, workspaces
 from plugin.store.types import utcnow
@@ -151,13 +151,3 @@ def archive(conn: Connection, workspace_id: int, prediction_id: int) -> Predicti
                      .values(status="archived", updated_at=utcnow()))
     return get(conn, workspace_id, prediction_id)
 
-
-def require_targetable(conn: Connection, workspace_id: int, prediction_id: int) -> Prediction:
-    """For audiences, segments and campaigns: only an active prediction of this workspace may be
-    targeted. Demo and preview predictions (analytics only) and archived ones are refused with 403."""
-    prediction = get(conn, workspace_id, prediction_id)
-    if prediction.status != "active":
-        raise Forbidden(f"prediction {prediction.name!r} is a {prediction.status} prediction and cannot be used "
-                        "for targeting", code="prediction_not_targetable",
-                        details={"prediction_id": prediction_id, "status": prediction.status})
-    return prediction

@@ -124,6 +124,7 @@ def test_api_key_login_form(pages, installed):
 def test_the_environment_key_signs_in_to_the_default_workspace(pages):
     response = pages.post("/login", data={"api_key": API_KEY}, base_url=BASE)
     assert response.status_code == 200 and "default" in response.get_data(as_text=True)
+    assert 'href="/predictions"' in response.get_data(as_text=True)  # somewhere to go from here
     assert pages.get("/pages/whoami", base_url=BASE).json == {"workspace": "default"}
     # The default workspace's links are keyed by LIKELY_WEBHOOK_SECRETS.
     assert _open(pages.application.test_client(), WEBHOOK_SECRET, "default").status_code == 200

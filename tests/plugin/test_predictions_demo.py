@@ -4,17 +4,15 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from plugin.cli import cli
 from plugin.demo.generator import generate
-from plugin.errors import Forbidden
-from plugin.predictions import definitions, models
+from plugin.predictions import models
 from plugin.store.tables import events, prediction_models, predictions, users
 from plugin.workspaces import workspace_for_api_key
-from tests.plugin.predictions_fixtures import END, new_prediction
+from tests.plugin.predictions_fixtures import END
 
 DAY = 86_400
 
@@ -84,12 +82,3 @@ def test_likely_demo_loads_trains_scores_and_is_idempotent(monkeypatch, tmp_path
 def _printed_key(output: str) -> str:
     return re.search(r"demo API key (\S+),", output).group(1)
 
-
-def test_demo_and_preview_predictions_cannot_be_targeted(engine):
-    ids = {status: new_prediction(engine, name=status, status=status).id for status in ("demo", "preview", "active")}
-    with engine.connect() as conn:
-        for status in ("demo", "preview"):
-            with pytest.raises(Forbidden) as refused:
-                definitions.require_targetable(conn, 1, ids[status])
-            assert refused.value.status == 403 and refused.value.code == "prediction_not_targetable"
-        assert definitions.require_targetable(conn, 1, ids["active"]).status == "active"
