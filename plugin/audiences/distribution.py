@@ -19,6 +19,7 @@ from plugin.audiences.population import Population, PopulationCache, scored_key
 from plugin.store.tables import scores
 
 Figures = tuple[int, float]  # users, sum of scores
+MAX_SCORE = 100
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def leaf_figures(conn: Connection, workspace_id: int, leaf: dict, dist: Distribu
     below = {"lt": score.__lt__, "lte": score.__le__, None: None}[high_op]
     first = math.ceil(low) if low is not None else 0          # whole buckets [first, last) lie inside
     last = math.floor(high) if high is not None else 101
+    if high_op == "lte" and high >= MAX_SCORE:  # bucket 100 holds only 100 itself: no probe needed
+        last = MAX_SCORE + 1
     if first >= last:  # the range sits inside one bucket: ask the index directly
         return _query(conn, workspace_id, pid, *[c for c in (above and above(low), below and below(high)) if c is not None])
     n = sum(dist.by_whole_score.get(k, (0, 0.0))[0] for k in range(first, last))
@@ -83,7 +86,7 @@ def leaf_figures(conn: Connection, workspace_id: int, leaf: dict, dist: Distribu
         edges.append((above(low), score < first))
     elif low_op == "gt":  # an integer `gt`: bucket `first` holds score == low, which is out
         minus.append((score >= low, score <= low))
-    if high is not None and (high > last or high_op == "lte"):
+    if high is not None and last <= MAX_SCORE and (high > last or high_op == "lte"):
         edges.append((score >= last, below(high)))
     for sign, parts in ((1, edges), (-1, minus)):
         for conditions in parts:

@@ -95,7 +95,7 @@ def preview(conn: Connection, workspace_id: int, node: dict, now_ts: int, sample
         eligible = population.all_users(conn, workspace_id, cache)
         basis = {"basis": "all_users"}
     per_prediction = [_prediction_figures(found[pid], sums[pid], dists[pid].population) for pid in ids]
-    targeting = _targeting(conn, node, found)
+    targeting = _targeting(conn, node, found, cache)
     result = {
         "size": size,
         "eligible": {**basis, "size": eligible.users},
@@ -120,7 +120,17 @@ def _prediction_figures(prediction: Row, score_sum: float, total: Population) ->
             "expected_share": _ratio(expected, total.expected or 0.0)}
 
 
-def _targeting(conn: Connection, node: dict, found: dict[int, Row]) -> dict | None:
+def _model_metrics(conn: Connection, model_id: int, cache: PopulationCache | None) -> Any:
+    """A model's stored metrics (its test-set curve). A model row is never changed once
+    written, so its id alone is the cache key."""
+    def read() -> Any:
+        return conn.execute(select(prediction_models.c.metrics)
+                            .where(prediction_models.c.id == model_id)).scalar()
+    return read() if cache is None else cache.get(("model_metrics", model_id), read)
+
+
+def _targeting(conn: Connection, node: dict, found: dict[int, Row],
+               cache: PopulationCache | None = None) -> dict | None:
     located = score_range_leaf(node)
     if located is None:
         return None
@@ -128,9 +138,7 @@ def _targeting(conn: Connection, node: dict, found: dict[int, Row]) -> dict | No
     prediction = found[leaf["prediction"]]
     if prediction.current_model_id is None:
         return None
-    metrics = conn.execute(select(prediction_models.c.metrics)
-                           .where(prediction_models.c.id == prediction.current_model_id)).scalar()
-    figures = holdout_targeting(metrics, leaf)
+    figures = holdout_targeting(_model_metrics(conn, prediction.current_model_id, cache), leaf)
     if figures is None:
         return None
     return {"prediction_id": prediction.id, "model_id": prediction.current_model_id,

@@ -16,7 +16,7 @@ from flask import g, jsonify, make_response
 from marshmallow import fields, validate
 
 from plugin import store
-from plugin.api.audiences import PreviewResponseSchema, population_cache
+from plugin.api.audiences import PREVIEW_RESPONSE, PreviewResponseSchema, population_cache
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import frame_headers, page_workspace, session_workspace
 from plugin.api.requests import json_body, load
@@ -89,7 +89,7 @@ def preview_range(prediction_id: int):
         node = parse_definition(score_tree(prediction_id, band))
         result = preview(conn, workspace.id, node, int(time.time()), cache=population_cache(),
                          targeting_only=False)
-    return jsonify(PreviewResponseSchema().dump(result))
+    return jsonify(PREVIEW_RESPONSE.dump(result))
 
 
 @bp.post("/pages/predictions/<int:prediction_id>/segments")
