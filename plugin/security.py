@@ -93,7 +93,7 @@ def authenticate_api_key() -> Workspace:
 def workspace_for_key(key: str) -> Workspace | None:
     """The active workspace an API key (configured or stored) belongs to."""
     configured = current_app.config["LIKELY"].get("api_keys", [])
-    with store.engine().connect() as conn:
+    with store.reading(store.engine()) as conn:
         if any(hmac.compare_digest(key.encode(), candidate.encode()) for candidate in configured):
             workspace = workspaces.get(conn, workspaces.DEFAULT)
             return workspace if workspace.active else None

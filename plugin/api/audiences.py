@@ -73,7 +73,7 @@ PREVIEW_REQUEST, PREVIEW_RESPONSE = PreviewRequestSchema(), PreviewResponseSchem
 @bp.post("/preview")
 def preview_audience():
     data = load(PREVIEW_REQUEST, json_body())
-    with store.engine().connect() as conn:
+    with store.reading(store.engine()) as conn:
         figures = preview(conn, v1.workspace().id, data["definition"], int(time.time()),
                           sample=data["sample"], cache=population_cache())
     return jsonify(PREVIEW_RESPONSE.dump(figures))

@@ -84,7 +84,7 @@ def default_name(prediction: Prediction, band: dict) -> str:
 def preview_range(prediction_id: int):
     band = load(PageRangeRequest(), json_body())
     workspace = page_workspace()
-    with store.engine().connect() as conn:
+    with store.reading(store.engine()) as conn:
         definitions.get(conn, workspace.id, prediction_id)  # 404 for another workspace's
         node = parse_definition(score_tree(prediction_id, band))
         result = preview(conn, workspace.id, node, int(time.time()), cache=population_cache(),
