@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, ScalarSelect, func, select
 
 from plugin.store.tables import erasures, users
 
@@ -45,13 +45,21 @@ class PopulationCache:
         return value
 
 
+def last_erasure() -> ScalarSelect:
+    """The newest erasure's id (0 for none), as a scalar subquery to select beside other columns."""
+    return select(func.coalesce(func.max(erasures.c.id), 0)).scalar_subquery()
+
+
 def _last_erasure(conn: Connection) -> int:
-    return conn.execute(select(func.max(erasures.c.id))).scalar() or 0
+    return conn.execute(select(last_erasure())).scalar()
 
 
 def scored_key(conn: Connection, prediction: Row) -> tuple:
-    """What identifies a prediction's current scores: its scoring run and the latest erasure."""
-    return (prediction.id, prediction.current_model_id, prediction.last_scored_at, _last_erasure(conn))
+    """What identifies a prediction's current scores: its scoring run and the latest erasure
+    (read with the prediction row when it carries `last_erasure`)."""
+    erased = prediction._mapping.get("last_erasure")
+    return (prediction.id, prediction.current_model_id, prediction.last_scored_at,
+            _last_erasure(conn) if erased is None else erased)
 
 
 def all_users(conn: Connection, workspace_id: int, cache: PopulationCache | None = None) -> Population:

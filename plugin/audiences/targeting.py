@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Row, select
 
+from plugin.audiences import population
 from plugin.audiences.schema import referenced_predictions
 from plugin.errors import Conflict, Forbidden, ValidationFailed
 from plugin.store.tables import predictions
@@ -24,7 +25,8 @@ def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[in
         return {}
     rows = {row.id: row for row in conn.execute(
         select(predictions.c.id, predictions.c.name, predictions.c.status, predictions.c.goal_event,
-               predictions.c.window_days, predictions.c.current_model_id, predictions.c.last_scored_at)
+               predictions.c.window_days, predictions.c.current_model_id, predictions.c.last_scored_at,
+               population.last_erasure().label("last_erasure"))  # the cache marker, in the same trip
         .where(predictions.c.workspace_id == workspace_id, predictions.c.id.in_(list(wanted))))}
     missing = {path: [f"Prediction {pid} does not exist in this workspace."]
                for pid, paths in wanted.items() if pid not in rows for path in paths}

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -58,14 +58,35 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def reading(engine: Engine) -> Connection:
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for reads that need no transaction of their own (a request's lookups).
 
-    On PostgreSQL it runs in autocommit, which spares a BEGIN and a ROLLBACK round trip per
-    use; each statement still sees a consistent snapshot, as under READ COMMITTED.
+    Within a request, one connection serves every such read (the API key, then the view's
+    lookups) and is closed when the request ends; each use ends its read transaction. On
+    PostgreSQL it runs in autocommit, which spares a BEGIN and a ROLLBACK round trip per use;
+    each statement still sees a consistent snapshot, as under READ COMMITTED.
     """
+    if not has_request_context():
+        with _reader(engine) as conn:
+            yield conn
+        return
+    held = g.setdefault("likely_readers", {})
+    conn = held.get(id(engine)) or held.setdefault(id(engine), _reader(engine))
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+
+
+def _reader(engine: Engine) -> Connection:
     conn = engine.connect()
     return conn.execution_options(isolation_level="AUTOCOMMIT") if is_postgres(engine) else conn
+
+
+def _close_readers(_error: BaseException | None) -> None:
+    for conn in g.pop("likely_readers", {}).values():
+        conn.close()
 
 
 def is_postgres(engine_or_conn) -> bool:
@@ -79,6 +100,7 @@ def ping(engine: Engine) -> None:
 
 def init_app(app: Flask) -> None:
     app.extensions["likely_engine"] = make_engine(app.config["LIKELY"]["database_url"])
+    app.teardown_request(_close_readers)
 
 
 def engine() -> Engine:
