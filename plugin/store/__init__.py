@@ -43,10 +43,12 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection):
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # store.reading(): each statement is its own implicit transaction
         # Writers take the write lock up front so two writers wait on each other
         # (busy timeout) instead of failing when a read lock cannot be upgraded.
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
 @contextmanager
@@ -63,9 +65,9 @@ def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for reads that need no transaction of their own (a request's lookups).
 
     Within a request, one connection serves every such read (the API key, then the view's
-    lookups) and is closed when the request ends; each use ends its read transaction. On
-    PostgreSQL it runs in autocommit, which spares a BEGIN and a ROLLBACK round trip per use;
-    each statement still sees a consistent snapshot, as under READ COMMITTED.
+    lookups) and is closed when the request ends. It runs in autocommit, which spares a BEGIN
+    and a ROLLBACK per use (round trips on PostgreSQL); each statement still sees a
+    consistent snapshot, as under READ COMMITTED.
     """
     if not has_request_context():
         with _reader(engine) as conn:
@@ -80,8 +82,7 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 def _reader(engine: Engine) -> Connection:
-    conn = engine.connect()
-    return conn.execution_options(isolation_level="AUTOCOMMIT") if is_postgres(engine) else conn
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _close_readers(_error: BaseException | None) -> None:
