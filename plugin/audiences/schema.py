@@ -130,6 +130,8 @@ LEAVES: dict[str, type[Schema]] = {
     "reachable": ReachableFilter,
 }
 PREDICTION_FILTERS = ("event_likelihood_score", "event_likelihood_category")
+# One instance per filter: building a schema costs several times loading with it.
+_LEAF_SCHEMAS: dict[str, Schema] = {name: schema() for name, schema in LEAVES.items()}
 
 
 def _join(path: str, key: str | int) -> str:
@@ -188,12 +190,12 @@ class _Parser:
     def leaf(self, value: dict, path: str) -> dict | None:
         self.leaves += 1
         name = value.get("filter")
-        schema = LEAVES.get(name) if isinstance(name, str) else None
+        schema = _LEAF_SCHEMAS.get(name) if isinstance(name, str) else None
         if schema is None:
             self.fail(_join(path, "filter"), f"Unknown filter; use one of {', '.join(LEAVES)}.")
             return None
         try:
-            return schema().load(value)
+            return schema.load(value)
         except ValidationError as error:
             _flatten(error.messages, path, self.errors)
             return None
