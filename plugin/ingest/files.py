@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from plugin.ingest import writer
 from plugin.ingest.schemas import EventSchema, UserSchema, nul_path
-from plugin.store import transaction
+from plugin.store import bulk_cache
 
 CHUNK_ROWS = 20_000
 WORKERS = 2
@@ -206,18 +206,21 @@ def import_file(engine: Engine, workspace_id: int, path: Path, kind: str,
         raise ValueError("kind is events or users")
     write = writer.write_prepared_events if kind == "events" else writer.upsert_users
     report = ImportReport()
-    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
+    # One connection for the whole import (a transaction per chunk), with a cache that
+    # stays warm from chunk to chunk.
+    with ProcessPoolExecutor(max_workers=WORKERS) as pool, engine.connect() as conn, \
+            bulk_cache(conn.execution_options(sqlite_immediate=True)) as conn:
         pending: deque = deque()
         for chunk in _read_chunks(path):
             pending.append(pool.submit(validate_chunk, kind, chunk))
             if len(pending) >= IN_FLIGHT:
-                _write(engine, workspace_id, write, pending.popleft(), report, progress)
+                _write(conn, workspace_id, write, pending.popleft(), report, progress)
         while pending:
-            _write(engine, workspace_id, write, pending.popleft(), report, progress)
+            _write(conn, workspace_id, write, pending.popleft(), report, progress)
     return report
 
 
-def _write(engine, workspace_id, write, future, report: ImportReport, progress) -> None:
+def _write(conn, workspace_id, write, future, report: ImportReport, progress) -> None:
     valid, errors = future.result()
     report.read += len(valid) + len(errors)
     report.rejected += len(errors)
@@ -225,7 +228,7 @@ def _write(engine, workspace_id, write, future, report: ImportReport, progress) 
     if room > 0:
         report.errors.extend(errors[:room])
     if valid:
-        with transaction(engine) as conn:
+        with conn.begin():
             report.written += write(conn, workspace_id, valid)
     if progress:
         progress(len(valid) + len(errors))
