@@ -20,12 +20,11 @@ from sqlalchemy.types import UserDefinedType
 
 from plugin.audiences.compiler import compile_audience
 from plugin.campaigns import bands, channels, keys
-from plugin.store import is_postgres
+from plugin.store import bulk_cache, is_postgres
 from plugin.store.tables import campaign_runs, outbox, scores, users
 
 COUNTED_STATUSES = ("pending", "sent", "failed", "held")  # messages that count toward a cap
 DAY = 86_400
-SQLITE_CACHE_KIB = 256 * 1024
 PG_WORK_MEM = "256MB"
 COLUMNS = ("workspace_id", "campaign_id", "run_id", "tier", "user_id", "channel", "connector",
            "idempotency_key", "status", "reason", "score", "attempts", "next_attempt_at", "created_ts")
@@ -133,9 +132,12 @@ def plan(conn: Connection, campaign: Any, run_id: int, now_ts: int) -> list[dict
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
     else:
         keys.register_sqlite(conn)
-        # A run writes up to millions of rows into four indexes; SQLite's default 2 MB page
-        # cache would re-read index pages from disk. This connection gets 256 MB while planning.
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    # A run writes up to millions of rows into the outbox's indexes.
+    with bulk_cache(conn):
+        return _plan(conn, campaign, run_id, now_ts, pg)
+
+
+def _plan(conn: Connection, campaign: Any, run_id: int, now_ts: int, pg: bool) -> list[dict]:
     workspace_id = campaign.workspace_id
     attrs = Attributes(pg)
     caps = channels.frequency_caps(conn, workspace_id)
@@ -155,8 +157,6 @@ def plan(conn: Connection, campaign: Any, run_id: int, now_ts: int) -> list[dict
         written = [_insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts)
                    for action in tier["channels"]]
         summary.append({"tier": tier["name"], "targeted": written[0] + sum(already.values()), **already})
-    if not pg:
-        conn.exec_driver_sql("PRAGMA cache_size = -2000")  # back to SQLite's default for the pool
     return summary
 
 
