@@ -136,7 +136,8 @@ def load(url: str, n: int, d: dict) -> None:
         conn.execute(text(
             "INSERT INTO prediction_models (id, workspace_id, prediction_id, version, created_at, cutoff_at, "
             "model_text, calibration, features, params, counts, metrics) VALUES "
-            "(1, 1, 1, 1, :t, :t, '', '{"method": "platt", "a": 1.0, "b": 0.0}', '{}', '{}', '{}', :m)"), {"t": stamp, "m": json.dumps(curve())})
+            "(1, 1, 1, 1, :t, :t, '', :c, '{}', '{}', '{}', :m)"),
+            {"t": stamp, "c": json.dumps({"method": "platt", "a": 1.0, "b": 0.0}), "m": json.dumps(curve())})
     # Planner statistics (and PostgreSQL's visibility map, for index-only scans) as an operator would have.
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

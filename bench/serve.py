@@ -39,7 +39,6 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plugin.store.migrate import upgrade  # noqa: E402
 from tests.helpers import API_KEY, WEBHOOK_SECRET, signed_headers  # noqa: E402
 
 BIN = Path(sys.executable).parent
