@@ -7,7 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from plugin import crypto
 from plugin.errors import NotFound
@@ -94,6 +94,13 @@ def add_api_key(engine: Engine, workspace: Workspace, key: str, label: str = "")
 def add_api_key_in(conn: Connection, workspace: Workspace, key: str, label: str = "") -> None:
     conn.execute(insert(api_keys).values(workspace_id=workspace.id, key_hash=hash_key(key),
                                          label=label, created_at=utcnow()))
+
+
+def replace_api_key(engine: Engine, workspace: Workspace, key: str, label: str) -> None:
+    """Make `key` the workspace's only key with this label (the previous ones stop working)."""
+    with transaction(engine) as conn:
+        conn.execute(delete(api_keys).where(api_keys.c.workspace_id == workspace.id, api_keys.c.label == label))
+        add_api_key_in(conn, workspace, key, label)
 
 
 def add_webhook_secret(engine: Engine, workspace: Workspace, secret: str,

@@ -159,6 +159,11 @@ def percent(ratio: float) -> str:
     return f"{round(value)} %"
 
 
+def goal_verb(goal_event: str) -> str:
+    """`purchase`, or `perform 'add_to_cart'`: the goal as the verb of a sentence."""
+    return goal_event if goal_event.isalpha() else f"perform {goal_event!r}"
+
+
 def summary(size: int, share: float | None, scored_basis: bool, figures: dict | None) -> str:
     """One sentence a marketer can read at a glance."""
     people = f"{size:,} user{'' if size == 1 else 's'}"
@@ -167,8 +172,7 @@ def summary(size: int, share: float | None, scored_basis: bool, figures: dict | 
         text += f" ({percent(share)} of {'the eligible audience' if scored_basis else 'all users'})"
     if figures is None or not figures["scored_users"]:
         return text + "."
-    goal = figures["goal_event"]
-    verb = goal if goal.isalpha() else f"perform {goal!r}"
+    verb = goal_verb(figures["goal_event"])
     days = figures["window_days"]
     text += (f"; about {round(figures['expected_conversions']):,} "
              f"{'is' if round(figures['expected_conversions']) == 1 else 'are'} expected to {verb} "

@@ -41,6 +41,11 @@ def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[in
     return {pid: rows[pid] for pid in wanted}
 
 
+def is_targetable(status: str) -> bool:
+    """Whether `ensure_targetable` lets a prediction of this status through."""
+    return status not in NOT_TARGETABLE and status != "archived"
+
+
 def ensure_targetable(prediction: Row, path: str | None = None) -> None:
     """403 `prediction_not_targetable` for demo/preview, 409 `prediction_archived` for archived."""
     details = {"prediction_id": prediction.id, "name": prediction.name, "status": prediction.status}

@@ -54,12 +54,6 @@ def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> 
 def _demo_api_key(engine, workspace: workspaces.Workspace) -> str:
     """A fresh key for the page and API when none is configured; the previous demo key is
     revoked, so running the demo again never piles up live keys."""
-    from sqlalchemy import delete
-
-    from plugin.store.tables import api_keys
     key = workspaces.new_api_key()
-    with transaction(engine) as conn:
-        conn.execute(delete(api_keys).where(api_keys.c.workspace_id == workspace.id,
-                                            api_keys.c.label == DEMO_KEY_LABEL))
-        workspaces.add_api_key_in(conn, workspace, key, DEMO_KEY_LABEL)
+    workspaces.replace_api_key(engine, workspace, key, DEMO_KEY_LABEL)
     return key

@@ -12,12 +12,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from plugin.audiences.preview import goal_verb
+from plugin.audiences.targeting import is_targetable
 from plugin.predictions import backtest, categories, models, quality, scoring
 from plugin.predictions.definitions import Prediction
 
 BUCKETS = 20
 TOP_FACTORS = 10
-TARGETABLE = ("active",)
 
 QUALITY_MEANING = {
     "Excellent": "The model ranks users very well: most of the users who will {goal} are at the top of "
@@ -48,12 +49,6 @@ def goal_text(prediction: Prediction) -> str:
     value = condition["value"]
     shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     return f"{prediction.goal_event} where {condition['property']} {ops.get(condition['op'], condition['op'])} {shown}"
-
-
-def goal_verb(prediction: Prediction) -> str:
-    """`purchase`, or `perform 'add_to_cart'` (as the preview's sentence says it)."""
-    goal = prediction.goal_event
-    return goal if goal.isalpha() else f"perform {goal!r}"
 
 
 def histogram_buckets(per_point: list[int] | None) -> list[dict]:
@@ -126,16 +121,16 @@ def page(conn: Connection, prediction: Prediction) -> dict[str, Any]:
     model = models.summary(conn, prediction.current_model_id)
     metrics = model["metrics"] if model else None
     run = scoring.latest_run(conn, prediction.id)
-    goal = goal_text(prediction)
+    goal, verb = goal_text(prediction), goal_verb(prediction.goal_event)
     buckets = histogram_buckets(run.histogram if run is not None else None)
     return {
         "prediction": prediction,
         "goal": goal,
-        "targetable": prediction.status in TARGETABLE,
+        "targetable": is_targetable(prediction.status),
         "not_targetable_reason": NOT_TARGETABLE_REASON.get(prediction.status),
         "model": model,
-        "goal_verb": goal_verb(prediction),
-        "quality": quality_figures(metrics, goal_verb(prediction)),
+        "goal_verb": verb,
+        "quality": quality_figures(metrics, verb),
         "run": scoring.run_summary(run),
         "buckets": buckets,
         "ticks": axis_ticks(max((b["users"] for b in buckets), default=0)),
@@ -151,5 +146,5 @@ def listing_row(conn: Connection, prediction: Prediction) -> dict[str, Any]:
     model = models.summary(conn, prediction.current_model_id)
     run = scoring.latest_run(conn, prediction.id)
     return {"prediction": prediction, "goal": goal_text(prediction),
-            "quality": quality_figures(model["metrics"] if model else None, goal_verb(prediction)),
+            "quality": quality_figures(model["metrics"] if model else None, goal_verb(prediction.goal_event)),
             "users_scored": run.users_scored if run is not None else None}
