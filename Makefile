@@ -1,16 +1,25 @@
 # The two commands: `make demo` (train, score and serve on the demo data) and `make test`.
+# Both install exactly the locked versions (requirements/*.txt, with hashes) into .venv.
 PYTHON ?= python3
 VENV ?= .venv
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_TEST := requirements/test.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK_TEST) | cksum | cut -d' ' -f1)
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+# `make lock` keeps every pin it can; `make lock UPGRADE=requests` moves one package (and what
+# it needs) to its newest allowed version, `make lock UPGRADE=all` moves every package.
+UPGRADE ?=
+UPGRADE_FLAGS = $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
-.PHONY: demo test bench bench-serve install clean
+.PHONY: demo test lock bench bench-serve install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK_TEST)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "likely needs Python 3.11 or newer")'
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(LOCK_TEST)
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
 
 install: $(STAMP)
 
@@ -20,6 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest
 
+# Refresh the lock from pyproject.toml (and requirements/tools.in); commit it with the change.
+lock: $(STAMP)
+	$(UV_COMPILE) $(UPGRADE_FLAGS) pyproject.toml -o $(LOCK_RUNTIME)
+	$(UV_COMPILE) $(UPGRADE_FLAGS) pyproject.toml requirements/tools.in --extra test -c $(LOCK_RUNTIME) -o $(LOCK_TEST)
+
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest.py
 
@@ -27,4 +41,4 @@ bench-serve: $(STAMP)
 	$(VENV)/bin/python bench/serve.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache build dist
