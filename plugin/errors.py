@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Our wording for a value outside a fixed set (marshmallow's OneOf `error=`), not the library's.
+CHOICE_ERROR = "must be one of: {choices}"
+
 
 class LikelyError(Exception):
     """An error the caller can act on: it has a status, a stable code and a message."""

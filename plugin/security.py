@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import re
+import time
 
 from flask import current_app, g, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -26,25 +28,54 @@ def webhook_secrets_for(conn, workspace: Workspace) -> list[str]:
     return secrets
 
 
-def _verify_signature(secrets: list[str], missing: str) -> str:
+# Our own words for why a signature was refused (never the library's wording, which changes
+# between releases): a stable `details.reason` code and a sentence a host developer can act on.
+SIGNATURE_REASONS = {
+    "no_secret": "no signing secret is configured for this receiver",
+    "missing_headers": "the webhook-id, webhook-timestamp and webhook-signature headers are all required",
+    "malformed_timestamp": "webhook-timestamp must be whole seconds since the Unix epoch",
+    "stale_timestamp": "webhook-timestamp is more than five minutes from now",
+    "malformed_signature": "webhook-signature must hold space-separated 'v1,<base64 HMAC-SHA256>' entries",
+    "no_matching_signature": "no signature matches the body under any configured secret",
+}
+TOLERANCE_SECONDS = 5 * 60
+_SIGNATURE_ENTRY = re.compile(r"^v1,[A-Za-z0-9+/]+={0,2}$")
+
+
+def _refusal_reason(headers: dict[str, str]) -> str:
+    """Classify a refused request from its headers alone (the HMAC itself is the library's)."""
+    webhook_id = headers.get("webhook-id", "")
+    timestamp = headers.get("webhook-timestamp", "")
+    signature = headers.get("webhook-signature", "")
+    if not (webhook_id and timestamp and signature):
+        return "missing_headers"
+    if not timestamp.strip().isdigit():
+        return "malformed_timestamp"
+    if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
+        return "stale_timestamp"
+    if not any(_SIGNATURE_ENTRY.match(entry) for entry in signature.split(" ")):
+        return "malformed_signature"
+    return "no_matching_signature"
+
+
+def _verify_signature(secrets: list[str]) -> str:
     """Return the request's webhook id if any secret signed it (rotation), else raise 401.
 
-    The library compares in constant time and enforces the five-minute tolerance.
+    The library compares in constant time and enforces the five-minute tolerance; the reason
+    given to the caller is ours, derived from the headers.
     """
     body = request.get_data(cache=True)
-    headers = {k: v for k, v in request.headers.items() if k.lower().startswith("webhook-")}
-    reason = missing
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("webhook-")}
     for secret in secrets:
         try:
             Webhook(secret).verify(body, headers, json_parse=False)
-            return request.headers["webhook-id"]
-        except WebhookVerificationError as error:
-            reason = str(error)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            reason = "malformed signature headers or body"
+            return headers["webhook-id"]
+        except (WebhookVerificationError, ValueError, binascii.Error, UnicodeDecodeError):
+            continue
     _count_failed_verification()
-    raise Unauthorized(f"the webhook signature could not be verified: {reason}",
-                       code="invalid_signature")
+    reason = _refusal_reason(headers) if secrets else "no_secret"
+    raise Unauthorized(f"the webhook signature could not be verified: {SIGNATURE_REASONS[reason]}",
+                       code="invalid_signature", details={"reason": reason})
 
 
 def _count_failed_verification() -> None:
@@ -62,7 +93,7 @@ def verify_webhook(workspace_slug: str) -> tuple[Workspace, str]:
             _count_failed_verification()
             raise Unauthorized("the webhook signature could not be verified", code="invalid_signature")
         secrets = webhook_secrets_for(conn, workspace)
-    webhook_id = _verify_signature(secrets, "no signing secret is configured for this workspace")
+    webhook_id = _verify_signature(secrets)
     if not workspace.active:
         # Told only to a caller who proved it holds the workspace's secret.
         raise Forbidden("this workspace is uninstalled; install it again to send data",
@@ -73,7 +104,7 @@ def verify_webhook(workspace_slug: str) -> tuple[Workspace, str]:
 def verify_partner_webhook() -> str:
     """Verify a host-level webhook (install, uninstall) against the partner secrets."""
     secrets = list(current_app.config["LIKELY"].get("partner_secrets", []))
-    return _verify_signature(secrets, "no partner secret is configured (LIKELY_PARTNER_SECRETS)")
+    return _verify_signature(secrets)
 
 
 def authenticate_api_key() -> Workspace:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -69,6 +70,18 @@ def _logconfig(level: str) -> dict:
                     # be a second, poorer copy.
                     "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False}},
     }
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (gunicorn's bind would then fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As gunicorn binds: SO_REUSEADDR, so a closed connection in TIME_WAIT does not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def run_gunicorn(host: str, port: int, workers: int, log_level: str = "INFO") -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,13 +14,17 @@ import jsonschema
 
 from plugin.errors import SettingsError
 
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 LIST_SETTINGS = {"webhook_secrets", "api_keys"}
 
 
 @lru_cache(maxsize=1)
 def manifest() -> dict:
-    return json.loads(MANIFEST_PATH.read_text())
+    """The manifest shipped inside the package.
+
+    The host reads `manifest.json` at the project's top level; `plugin/manifest.json` is a
+    symlink to it in the checkout and a real file in the wheel, so there is one source.
+    """
+    return json.loads(resources.files("plugin").joinpath("manifest.json").read_text(encoding="utf-8"))
 
 
 def settings_schema() -> dict:

@@ -96,11 +96,13 @@ def add_api_key_in(conn: Connection, workspace: Workspace, key: str, label: str 
                                          label=label, created_at=utcnow()))
 
 
-def replace_api_key(engine: Engine, workspace: Workspace, key: str, label: str) -> None:
-    """Make `key` the workspace's only key with this label (the previous ones stop working)."""
+def replace_api_key(engine: Engine, workspace: Workspace, key: str, label: str) -> int:
+    """Make `key` the workspace's only key with this label; return how many it revoked."""
     with transaction(engine) as conn:
-        conn.execute(delete(api_keys).where(api_keys.c.workspace_id == workspace.id, api_keys.c.label == label))
+        revoked = conn.execute(delete(api_keys).where(api_keys.c.workspace_id == workspace.id,
+                                                      api_keys.c.label == label)).rowcount
         add_api_key_in(conn, workspace, key, label)
+    return revoked
 
 
 def add_webhook_secret(engine: Engine, workspace: Workspace, secret: str,

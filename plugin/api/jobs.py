@@ -8,6 +8,7 @@ from plugin import store
 from plugin.api import v1
 from plugin.api.requests import load
 from plugin.jobs import runlog
+from plugin.errors import CHOICE_ERROR
 
 bp = v1.blueprint("jobs", __name__, "/jobs")
 
@@ -19,7 +20,7 @@ class JobRunsQuerySchema(Schema):
     before = fields.Integer(validate=validate.Range(min=1),
                             metadata={"description": "a run id: list runs older than it (next_before of a page)"})
     kind = fields.String(validate=validate.Length(min=1, max=64))
-    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES, error=CHOICE_ERROR))
     job_id = fields.String(validate=validate.Length(min=1, max=191))
 
 

@@ -9,6 +9,7 @@ from plugin.api.requests import json_body, load
 from plugin.api.v1 import blueprint, workspace
 from plugin.campaigns import syncs
 from plugin.campaigns.responses import DestinationOut, SyncLogOut
+from plugin.errors import CHOICE_ERROR
 
 bp = blueprint("segment_destinations", __name__, "/segments")
 
@@ -21,7 +22,7 @@ class DestinationInput(Schema):
                               metadata={"description": "braze, clevertap, meta_custom_audience, google_customer_match"})
     audience_id = fields.String(required=True, validate=validate.Length(1, 255),
                                 metadata={"description": "The provider's audience / cohort id."})
-    mode = fields.String(load_default="mirror", validate=validate.OneOf(syncs.MODES))
+    mode = fields.String(load_default="mirror", validate=validate.OneOf(syncs.MODES, error=CHOICE_ERROR))
 
 
 @bp.post("/<int:segment_id>/destinations")

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from plugin.errors import CHOICE_ERROR
 from plugin.ingest.schemas import ATTRIBUTE_NAME
 
 MAX_DEPTH = 8
@@ -84,7 +85,7 @@ class AttributeFilter(_Leaf):
 
     name = fields.String(required=True, validate=validate.Regexp(
         ATTRIBUTE_NAME, error="Attribute names start with a letter or _ and use letters, digits, _ . -"))
-    op = fields.String(required=True, validate=validate.OneOf(ATTRIBUTE_OPS))
+    op = fields.String(required=True, validate=validate.OneOf(ATTRIBUTE_OPS, error=CHOICE_ERROR))
     value = fields.Raw(allow_none=True)
 
     @validates_schema(skip_on_field_errors=True)
@@ -118,7 +119,7 @@ class PerformedFilter(_Leaf):
 class ReachableFilter(_Leaf):
     """Users the channel can reach: an address or token, consent, not unsubscribed."""
 
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS, error=CHOICE_ERROR))
 
 
 LEAVES: dict[str, type[Schema]] = {

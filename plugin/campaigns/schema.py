@@ -7,10 +7,11 @@ control-group share.
 """
 from __future__ import annotations
 
-
-from plugin.audiences.schema import StrictNumber
 from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate,
                          validates_schema)
+
+from plugin.audiences.schema import StrictNumber
+from plugin.errors import CHOICE_ERROR
 
 CHANNELS = ("email", "push", "in_app", "ads", "webhook")
 MESSAGE_CHANNELS = ("email", "push", "in_app", "webhook")
@@ -63,7 +64,7 @@ class TemplateFields(Strict):
 class ChannelAction(Strict):
     """One channel a tier sends on: the connector that delivers it and what it sends."""
 
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS, error=CHOICE_ERROR))
     connector = fields.String(required=True, validate=validate.Length(1, 64))
     template = fields.Nested(TemplateFields, load_default=dict)
     audience_id = fields.String(validate=validate.Length(1, 255),
@@ -156,7 +157,7 @@ class PresetRequest(Schema):
     preset = fields.String(required=True)
     name = fields.String(required=True, validate=validate.Length(1, 255))
     prediction_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    connectors = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
+    connectors = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS, error=CHOICE_ERROR)),
                              values=fields.String(validate=validate.Length(1, 64)), load_default=dict)
     ads_audience_id = fields.String(validate=validate.Length(1, 255), allow_none=True, load_default=None)
     control_share = StrictNumber(validate=validate.Range(0, 1, max_inclusive=False))

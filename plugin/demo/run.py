@@ -47,13 +47,14 @@ def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> 
          f'({m["quality_band"]}), AUC {m["auc"]:.3f}')
     users_by_category = ", ".join(f"{k} {v}" for k, v in summary["categories"]["users"].items())
     echo(f"scored {summary['users_scored']} users: {users_by_category}")
-    page_key = None if settings.get("api_keys") else _demo_api_key(engine, workspace)
-    return {"prediction_id": prediction.id, "model_id": model_id, "run": summary, "api_key": page_key}
+    page_key, revoked = (None, 0) if settings.get("api_keys") else _demo_api_key(engine, workspace)
+    return {"prediction_id": prediction.id, "model_id": model_id, "run": summary, "api_key": page_key,
+            "revoked_keys": revoked}
 
 
-def _demo_api_key(engine, workspace: workspaces.Workspace) -> str:
-    """A fresh key for the page and API when none is configured; the previous demo key is
-    revoked, so running the demo again never piles up live keys."""
+def _demo_api_key(engine, workspace: workspaces.Workspace) -> tuple[str, int]:
+    """A fresh key for the page and API when none is configured, and how many earlier demo keys
+    it revoked (running the demo again never piles up live keys; the caller says so)."""
     key = workspaces.new_api_key()
-    workspaces.replace_api_key(engine, workspace, key, DEMO_KEY_LABEL)
-    return key
+    revoked = workspaces.replace_api_key(engine, workspace, key, DEMO_KEY_LABEL)
+    return key, revoked

@@ -308,13 +308,19 @@ def export_scores(prediction, output, workspace) -> None:
 def demo(users, seed, no_serve, port, workers) -> None:
     """Load the demo data into `default`, train and score "purchase within 14 days", then serve."""
     from plugin.demo.run import run_demo
+    from plugin.serving import port_in_use
+    if not no_serve and port_in_use("127.0.0.1", port):
+        # Before any work: a busy port found after training would waste the whole run.
+        raise click.ClickException(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
     with _errors():
         done = run_demo(users, seed, echo=click.echo)
     base = f"http://127.0.0.1:{port}"
     page = f"{base}/login?next=/predictions/{done['prediction_id']}"
     if done["api_key"]:
         click.echo(f"prediction page: {page} (sign in with the demo API key {done['api_key']}, "
-                   "which also works as the /v1 bearer token; a new one is made on each run)")
+                   "which also works as the /v1 bearer token)")
+        if done["revoked_keys"]:
+            click.echo("the demo API key printed by the previous run no longer works: each run makes a new one")
     else:
         click.echo(f"prediction page: {page} (sign in with one of LIKELY_API_KEYS)")
     if not no_serve:

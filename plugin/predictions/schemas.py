@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from plugin.errors import LikelyError
+from plugin.errors import CHOICE_ERROR, LikelyError
 from plugin.ingest.schemas import ATTRIBUTE_NAME, Timestamp
 from plugin.predictions import categories
 from plugin.predictions.definitions import DEFAULT_RETRAIN_DAYS, IMMUTABLE, SCHEDULES
@@ -24,7 +24,7 @@ class GoalConditionSchema(Schema):
     """A condition on one property of the goal event, e.g. {"property": "value", "op": "gt", "value": 20}."""
 
     property = fields.String(required=True, validate=validate.Regexp(ATTRIBUTE_NAME, error="not a property name"))
-    op = fields.String(required=True, validate=validate.OneOf(CONDITION_OPS))
+    op = fields.String(required=True, validate=validate.OneOf(CONDITION_OPS, error=CHOICE_ERROR))
     value = fields.Raw(required=True, allow_none=False)
 
     @validates_schema
@@ -80,9 +80,9 @@ class PredictionSchema(Schema):
     window_days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60))
     audience = AudienceTree(allow_none=True, load_default=None)
     categories = CategoryScheme(load_default=lambda: dict(categories.DEFAULT_SCHEME))
-    schedule = fields.String(load_default="daily", validate=validate.OneOf(SCHEDULES))
+    schedule = fields.String(load_default="daily", validate=validate.OneOf(SCHEDULES, error=CHOICE_ERROR))
     retrain_days = fields.Integer(load_default=DEFAULT_RETRAIN_DAYS, strict=True, validate=validate.Range(1, 365))
-    status = fields.String(load_default="active", validate=validate.OneOf(["demo", "preview", "active"]),
+    status = fields.String(load_default="active", validate=validate.OneOf(["demo", "preview", "active"], error=CHOICE_ERROR),
                            metadata={"description": "archived only through POST /{id}/archive"})
     current_model_id = fields.Integer(dump_only=True, allow_none=True)
     created_at = fields.String(dump_only=True)
@@ -98,9 +98,9 @@ class PredictionPatchSchema(Schema):
     name = Trimmed(validate=validate.Length(1, 255))
     audience = AudienceTree(allow_none=True)
     categories = CategoryScheme()
-    schedule = fields.String(validate=validate.OneOf(SCHEDULES))
+    schedule = fields.String(validate=validate.OneOf(SCHEDULES, error=CHOICE_ERROR))
     retrain_days = fields.Integer(strict=True, validate=validate.Range(1, 365))
-    status = fields.String(validate=validate.OneOf(["demo", "preview", "active"]))
+    status = fields.String(validate=validate.OneOf(["demo", "preview", "active"], error=CHOICE_ERROR))
     goal_event = fields.Raw()
     goal_condition = fields.Raw(allow_none=True)
     window_days = fields.Raw()
@@ -123,4 +123,4 @@ class BacktestRequestSchema(Schema):
 
 
 class ListQuerySchema(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(["demo", "preview", "active", "archived"]))
+    status = fields.String(load_default=None, validate=validate.OneOf(["demo", "preview", "active", "archived"], error=CHOICE_ERROR))

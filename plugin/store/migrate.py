@@ -1,12 +1,13 @@
 """Alembic, configured in code so `likely db upgrade` needs no ini file."""
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Package data: on disk beside the module in a wheel or a checkout (Alembic needs a real folder).
+MIGRATIONS = resources.files("plugin.store").joinpath("migrations")
 
 # Tables that live in the store but are created and owned by a library, not by our migrations:
 # APScheduler's persistent job store creates `apscheduler_jobs` itself.

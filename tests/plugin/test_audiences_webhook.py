@@ -99,7 +99,7 @@ def test_invalid_definition_names_the_path(client, world):
     body = {**audience(world), "definition": {"any": [{"filter": "reachable", "channel": "fax"}]}}
     response = post_signed(client, "/webhooks/audiences", body)
     assert response.status_code == 400
-    assert response.json["error"]["details"] == {"definition": {"any[0].channel": ["Must be one of: email, push, in_app, ads."]}}
+    assert response.json["error"]["details"] == {"definition": {"any[0].channel": ["must be one of: email, push, in_app, ads"]}}
     assert post_signed(client, "/webhooks/audiences", {"name": "x"}).status_code == 400
 
 

@@ -88,7 +88,7 @@ def test_install_needs_the_partner_signature(host, secret):
 def test_install_is_refused_when_no_partner_secret_is_configured(client):
     response = post_signed(client, "/webhooks/install", {"workspace": "acme"}, secret=PARTNER_SECRET)
     assert response.status_code == 401
-    assert "LIKELY_PARTNER_SECRETS" in response.json["error"]["message"]
+    assert response.json["error"]["details"] == {"reason": "no_secret"}
 
 
 @pytest.mark.parametrize("slug, status", [("default", 403), ("install", 403), ("Not A Slug", 400)])

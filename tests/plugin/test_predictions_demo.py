@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import numpy as np
 from click.testing import CliRunner
@@ -61,22 +62,46 @@ def test_likely_demo_loads_trains_scores_and_is_idempotent(monkeypatch, tmp_path
     with engine.connect() as conn:
         before = conn.execute(select(func.count()).select_from(events)).scalar()
         known = conn.execute(select(func.count()).select_from(users)).scalar()
-    second = CliRunner().invoke(cli, ["demo", "--users", "2000"], catch_exceptions=False)
+    port = _free_port()
+    second = CliRunner().invoke(cli, ["demo", "--users", "2000", "--port", str(port)], catch_exceptions=False)
     assert second.exit_code == 0, second.output
-    assert served == [("127.0.0.1", 8000)]
+    assert served == [("127.0.0.1", port)]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar() == before > 50_000
         assert conn.execute(select(func.count()).select_from(users)).scalar() == known == 2_000
         found = conn.execute(select(predictions.c.name, predictions.c.status)).all()
         versions = conn.execute(select(prediction_models.c.version)).scalars().all()
         prediction_id = conn.execute(select(predictions.c.id)).scalar_one()
-        # Each run prints a page link and a key that signs in; the previous run's key is revoked.
+        # Each run prints a page link and a key that signs in; the previous run's key is
+        # revoked, and the second run says so.
         first_key, second_key = (_printed_key(run.output) for run in (first, second))
         assert workspace_for_api_key(conn, first_key) is None
         assert workspace_for_api_key(conn, second_key).slug == "default"
     engine.dispose()
     assert found == [("purchase within 14 days", "demo")] and sorted(versions) == [1, 2]
-    assert f"http://127.0.0.1:8000/login?next=/predictions/{prediction_id}" in second.output
+    assert f"http://127.0.0.1:{port}/login?next=/predictions/{prediction_id}" in second.output
+    assert "previous run no longer works" not in first.output
+    assert "previous run no longer works" in second.output
+
+
+def test_likely_demo_refuses_a_busy_port_before_any_work(monkeypatch, tmp_path):
+    """A busy port is one line naming --port, said before loading or training anything."""
+    database = tmp_path / "demo.sqlite"
+    monkeypatch.setenv("LIKELY_DATABASE_URL", f"sqlite:///{database}")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = CliRunner().invoke(cli, ["demo", "--users", "2000", "--port", str(port)])
+    assert result.exit_code != 0
+    assert result.output.strip().count("\n") == 0 and "--port" in result.output and str(port) in result.output
+    assert not database.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _printed_key(output: str) -> str:

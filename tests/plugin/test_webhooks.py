@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from plugin import workspaces
+from plugin.security import SIGNATURE_REASONS
 from plugin.store.tables import event_types, events, users
 from tests.helpers import OTHER_SECRET, WEBHOOK_SECRET, post_signed, signed_headers
 
@@ -84,17 +85,21 @@ def test_rejected_batch_can_be_redelivered_under_the_same_id_once_fixed(client, 
 
 
 @pytest.mark.parametrize("mutate, reason", [
-    (lambda h: {**h, "webhook-signature": "v1,AAAA"}, "No matching signature"),
-    (lambda h: {k: v for k, v in h.items() if k != "webhook-signature"}, "Missing required headers"),
-    (lambda h: {**h, "webhook-signature": "garbage"}, "malformed"),
-    (lambda h: {**h, "webhook-id": "msg_other"}, "No matching signature"),
+    (lambda h: {**h, "webhook-signature": "v1,AAAA"}, "no_matching_signature"),
+    (lambda h: {k: v for k, v in h.items() if k != "webhook-signature"}, "missing_headers"),
+    (lambda h: {**h, "webhook-signature": "garbage"}, "malformed_signature"),
+    (lambda h: {**h, "webhook-id": "msg_other"}, "no_matching_signature"),
+    (lambda h: {**h, "webhook-timestamp": "yesterday"}, "malformed_timestamp"),
+    (lambda h: {**h, "webhook-timestamp": str(int(h["webhook-timestamp"]) - 600)}, "stale_timestamp"),
 ])
 def test_bad_signatures_are_refused(client, engine, mutate, reason):
+    """The refusal names our own reason code, whatever words the signing library uses."""
     body = json.dumps({"events": [event()]})
     response = client.post("/webhooks/events", data=body, headers=mutate(signed_headers(body)))
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_signature"
-    assert reason in response.json["error"]["message"]
+    assert response.json["error"]["details"] == {"reason": reason}
+    assert response.json["error"]["message"].endswith(SIGNATURE_REASONS[reason])
     assert count(engine, events) == 0
 
 
