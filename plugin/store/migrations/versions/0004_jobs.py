@@ -1,15 +1,15 @@
 """Scheduled jobs: the run log and the per-job leases.
 
-Revision ID: 0003j
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
 
 from plugin.store.types import BigId, Json, UtcDateTime
 
-revision = "0003j"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

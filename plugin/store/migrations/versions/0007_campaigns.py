@@ -1,16 +1,16 @@
 """Campaigns: definitions, runs, the durable outbox, dead addresses, circuit breakers,
 score write-back state, and segment destinations with their last-pushed membership.
 
-Revision ID: 0003k
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 """
 import sqlalchemy as sa
 from alembic import op
 
 from plugin.store.types import Json, UtcDateTime
 
-revision = "0003k"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Install and settings: workspace status and encrypted secret settings; webhook secrets encrypted.
 
-Revision ID: 0003c
+Revision ID: 0003
 Revises: 0002
 """
 import sqlalchemy as sa
@@ -8,7 +8,7 @@ from alembic import op
 
 from plugin.store.types import UtcDateTime
 
-revision = "0003c"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,15 +1,15 @@
 """Audiences: segments with versioned membership (snapshots and diffs); a covering score index.
 
-Revision ID: 0003a
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 from plugin.store.types import Json, UtcDateTime
 
-revision = "0003a"
-down_revision = "0002"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """Scoring runs (with their per-user scores, compressed) and backtests.
 
-Revision ID: 0003p
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 import sqlalchemy as sa
 from alembic import op
 
 from plugin.store.types import Json, UtcDateTime
 
-revision = "0003p"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
