@@ -13,7 +13,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Nothing here starts background work: the scheduler is its own process.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=settings.default_instance_path())
     if test_config is None:
         app.config["LIKELY"] = settings.load(app.instance_path)
     else:
@@ -21,9 +21,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["LIKELY"]["max_body_bytes"]
     app.json.sort_keys = False
 
-    from plugin import api, crypto, observability, store
-    store.init_app(app)
-    crypto.init_app(app)
+    from plugin import api
+    from plugin.api import context, observability
+    context.init_app(app)  # the store's engine and the secrets keyring
     observability.init_app(app)
-    api.init_app(app)
+    api.init_app(app)  # blueprints and error handlers
     return app

@@ -11,10 +11,9 @@ import hmac
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import Flask, current_app, has_app_context
 
 log = logging.getLogger(__name__)
 KEY_FILE = "secret.key"
@@ -83,26 +82,22 @@ def keyring_for(settings: dict, instance_path: str | os.PathLike) -> Keyring:
     return Keyring(settings.get("secret_keys") or [instance_key(instance_path)])
 
 
-def default_instance_path() -> str:
-    """Where `create_app()` keeps its instance folder (for code that runs without an app)."""
-    return Flask("plugin", instance_relative_config=True).instance_path
+# The web layer installs how to find the running app's keyring (None outside an app).
+_app_keyring: Callable[[], "Keyring | None"] = lambda: None
 
 
-def init_app(app: Flask) -> None:
-    keyring = keyring_for(app.config["LIKELY"], app.instance_path)
-    app.extensions["likely_keyring"] = keyring
-    # Flask signs the page session cookie with this; older keys still verify during rotation.
-    secret, *fallbacks = keyring.derived("likely flask session")
-    app.config["SECRET_KEY"] = secret
-    app.config["SECRET_KEY_FALLBACKS"] = fallbacks
+def use_app_keyring(resolver: Callable[[], "Keyring | None"]) -> None:
+    global _app_keyring
+    _app_keyring = resolver
 
 
 def current() -> Keyring:
     """The app's keyring, or — outside an app (CLI helpers, tests) — the one the environment gives."""
-    if has_app_context():
-        return current_app.extensions["likely_keyring"]
+    keyring = _app_keyring()
+    if keyring is not None:
+        return keyring
     from plugin import settings
-    instance_path = default_instance_path()
+    instance_path = settings.default_instance_path()
     return keyring_for(settings.load(instance_path), instance_path)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from importlib import resources
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,17 @@ def manifest() -> dict:
     symlink to it in the checkout and a real file in the wheel, so there is one source.
     """
     return json.loads(resources.files("plugin").joinpath("manifest.json").read_text(encoding="utf-8"))
+
+
+def default_instance_path() -> str:
+    """Where the embedded default keeps its SQLite file and key (Flask's rule for an app's
+    instance folder): `<prefix>/var/plugin-instance` when installed, else `instance/` beside
+    the package in a checkout. The app is created with this same path."""
+    package_parent = Path(__file__).resolve().parent.parent
+    prefix = Path(sys.prefix).resolve()
+    if package_parent.is_relative_to(prefix):
+        return str(prefix / "var" / "plugin-instance")
+    return str(package_parent / "instance")
 
 
 def settings_schema() -> dict:

@@ -3,8 +3,8 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
-from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth,
-                        segment_destinations, segments, settings, webhooks)
+from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth, pages,
+                        predictions, segment_destinations, segments, settings, webhooks)
 
 
 class StoreId(IntegerConverter):
@@ -25,8 +25,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
-    from plugin.predictions import api as predictions_api
-    app.register_blueprint(predictions_api.bp)
+    app.register_blueprint(predictions.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(settings.bp)
@@ -36,5 +35,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(segments.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segment_destinations.bp)
-    from plugin import pages
     app.register_blueprint(pages.bp)

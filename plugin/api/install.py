@@ -13,7 +13,7 @@ from plugin.api.docs import api_doc, json_schema
 from plugin.api.requests import json_body, load
 from plugin.errors import ValidationFailed
 from plugin.ingest.schemas import Text
-from plugin.security import verify_partner_webhook
+from plugin.api.security import verify_partner_webhook
 from plugin.store.tables import webhook_receipts, workspaces as workspaces_table
 from plugin.store.types import utcnow
 

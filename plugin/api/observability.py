@@ -12,6 +12,8 @@ from flask import Flask, Response, current_app, g, request
 from plugin.errors import Unauthorized
 from plugin.observability import logs, metrics
 from plugin.observability.collectors import StoreCollector
+from plugin.observability.redaction import redact, secrets_in_settings
+from plugin.settings import settings_schema
 
 access_log = logging.getLogger("likely.access")
 
@@ -21,6 +23,11 @@ UNMATCHED = "<unmatched>"
 
 
 def init_app(app: Flask) -> None:
+    """Request ids, request metrics and /metrics. Log handlers are the process's business
+    (`likely serve`, `likely scheduler`, `likely worker` call `logs.configure_from_settings`)."""
+    # Known secret values are masked wherever this process redacts (logs, job run errors).
+    for value in secrets_in_settings(app.config["LIKELY"], settings_schema()["properties"]):
+        redact.add(value)
     app.before_request(_start)
     app.after_request(_finish)
     app.teardown_request(_unbind)

@@ -27,7 +27,7 @@ from plugin import store, workspaces
 from plugin.api.docs import api_doc
 from plugin.api.requests import load
 from plugin.errors import Forbidden, NotFound, Unauthorized
-from plugin.security import webhook_secrets_for, workspace_for_key
+from plugin.api.security import webhook_secrets_for, workspace_for_key
 from plugin.workspaces import Workspace
 
 bp = Blueprint("page_auth", __name__)

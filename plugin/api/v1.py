@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from plugin.security import authenticate_api_key
+from plugin.api.security import authenticate_api_key
 from plugin.workspaces import Workspace
 
 

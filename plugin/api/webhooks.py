@@ -14,7 +14,7 @@ from plugin.api.requests import json_body, load
 from plugin.errors import PayloadTooLarge, ValidationFailed
 from plugin.ingest import writer
 from plugin.ingest.schemas import EventBatchSchema, IngestResultSchema, UserBatchSchema, UserDeleteSchema
-from plugin.security import verify_webhook
+from plugin.api.security import verify_webhook
 from plugin.store.tables import erasures, webhook_receipts
 from plugin.store.types import utcnow
 from plugin.workspaces import DEFAULT

@@ -11,13 +11,14 @@ from typing import Any, Callable
 
 import click
 
+from plugin.cli.common import app_engine, load_app
 from plugin.errors import LikelyError
 
 
 def _context(workspace: str):
-    from plugin import cli as root, workspaces
-    app = root._app()
-    engine = root._engine(app)
+    from plugin import workspaces
+    app = load_app()
+    engine = app_engine(app)
     with engine.connect() as conn:
         return engine, workspaces.get(conn, workspace)
 
@@ -176,9 +177,8 @@ def _human_results(data: dict) -> None:
 @click.option("--lease-seconds", default=300, show_default=True, type=int)
 def deliver_command(worker_id: str | None, limit: int, until_empty: bool, lease_seconds: int) -> None:
     """Deliver due outbox rows (all workspaces)."""
-    from plugin import cli as root
     from plugin.campaigns.delivery import deliver_outbox
-    engine = root._engine(root._app())
+    engine = app_engine(load_app())
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
     if until_empty:
         totals = _deliver_until_empty(engine, worker_id, limit, lease_seconds)
@@ -207,7 +207,3 @@ def release_command(connector: str | None, workspace: str) -> None:
     from plugin.campaigns.outbox import release_held
     engine, ws = _context(workspace)
     click.echo(f"released {release_held(engine, ws.id, connector, int(time.time()))} message(s)")
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(campaigns_group)

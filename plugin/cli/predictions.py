@@ -1,4 +1,4 @@
-"""`likely predictions …`, `likely train|score|backtest`, `likely export scores`, `likely demo`.
+"""`likely predictions …`, `likely train|score|backtest`, `likely export scores`.
 
 Every command takes a prediction by name or id and `--json` for machine-readable output;
 definitions are validated by the same schemas as the API.
@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
+from plugin.cli.common import cli_errors, load_app
 from plugin.errors import LikelyError
 
 workspace_option = click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
@@ -21,20 +21,9 @@ as_of_option = click.option("--as-of", "as_of", default=None,
                             help="A date (midnight UTC), ISO 8601 time or epoch seconds; default now.")
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Project errors become a clean CLI failure naming what is wrong (and the details, e.g. counts)."""
-    try:
-        yield
-    except LikelyError as error:
-        details = f"\n{json.dumps(error.details, indent=2, default=str)}" if error.details else ""
-        raise click.ClickException(f"{error.message} [{error.code}]{details}") from None
-
-
 def _setup(workspace: str):
     from plugin import workspaces
-    from plugin.cli import _app
-    app = _app()
+    app = load_app()
     engine = app.extensions["likely_engine"]
     with engine.connect() as conn:
         ws = workspaces.get(conn, workspace)
@@ -105,7 +94,6 @@ def register(cli: click.Group) -> None:
     cli.add_command(train)
     cli.add_command(score)
     cli.add_command(backtest)
-    cli.add_command(demo)
     export = cli.commands.get("export")
     if export is None:
         export = click.Group("export", help="Export data as files.")
@@ -136,7 +124,7 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
     """Define a prediction."""
     from plugin.api.requests import load
     from plugin.predictions import categories, definitions
-    from plugin.predictions.api import view
+    from plugin.api.predictions import view
     from plugin.predictions.schemas import PredictionSchema
     from plugin.store import transaction
     payload = {"name": name, "goal_event": goal_event, "goal_condition": _json_arg(where, "--where"),
@@ -147,7 +135,7 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
             payload["categories"] = categories.parse_spec(categories_spec)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--categories") from None
-    with _errors():
+    with cli_errors():
         app, engine, ws = _setup(workspace)
         data = load(PredictionSchema(), payload)
         with transaction(engine) as conn:
@@ -163,8 +151,8 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
 def list_command(status, workspace, as_json) -> None:
     """List the workspace's predictions."""
     from plugin.predictions import definitions
-    from plugin.predictions.api import view
-    with _errors():
+    from plugin.api.predictions import view
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         with engine.connect() as conn:
             bodies = [view(conn, p) for p in definitions.list_all(conn, ws.id, status)]
@@ -180,8 +168,8 @@ def list_command(status, workspace, as_json) -> None:
 @json_option
 def show(prediction, workspace, as_json) -> None:
     """A prediction, its current model's quality and its latest scoring run."""
-    from plugin.predictions.api import view
-    with _errors():
+    from plugin.api.predictions import view
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         with engine.connect() as conn:
@@ -196,9 +184,9 @@ def show(prediction, workspace, as_json) -> None:
 def archive(prediction, workspace, as_json) -> None:
     """Archive a prediction: no more training, scoring or targeting."""
     from plugin.predictions import definitions
-    from plugin.predictions.api import view
+    from plugin.api.predictions import view
     from plugin.store import transaction
-    with _errors():
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         with transaction(engine) as conn:
@@ -216,7 +204,7 @@ def archive(prediction, workspace, as_json) -> None:
 def train(prediction, as_of, min_positives, min_negatives, workspace, as_json) -> None:
     """Train a new model version: features as of (as-of − window), labels in the window after."""
     from plugin.predictions import models, training
-    with _errors():
+    with cli_errors():
         app, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         settings = app.config["LIKELY"]
@@ -242,7 +230,7 @@ def train(prediction, as_of, min_positives, min_negatives, workspace, as_json) -
 def score(prediction, as_of, workspace, as_json) -> None:
     """Score every eligible user with the current model and publish the run atomically."""
     from plugin.predictions import scoring
-    with _errors():
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         with _bar(_user_count(engine, ws), "scoring", as_json) as bar:
@@ -263,7 +251,7 @@ def score(prediction, as_of, workspace, as_json) -> None:
 def backtest(prediction, run_id, workspace, as_json) -> None:
     """Compare past scoring runs, whose window has passed, with what users then did."""
     from plugin.predictions import backtest as backtests
-    with _errors():
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         results = backtests.run(engine, found, int(time.time()), run_id)
@@ -288,7 +276,7 @@ def backtest(prediction, run_id, workspace, as_json) -> None:
 def export_scores(prediction, output, workspace) -> None:
     """Write the prediction's current scores as CSV: user_id,score,category (the host's user ids)."""
     from plugin.predictions.export import write_scores_csv
-    with _errors():
+    with cli_errors():
         _, engine, ws = _setup(workspace)
         found = _prediction(engine, ws, prediction)
         if output is None:
@@ -297,33 +285,3 @@ def export_scores(prediction, output, workspace) -> None:
         with open(output, "w", newline="", encoding="utf-8") as out:
             rows = write_scores_csv(engine, found, out)
     click.echo(f"wrote {rows} scores to {output}", err=True)
-
-
-@click.command()
-@click.option("--users", type=int, default=20_000, show_default=True, help="Synthetic users to generate.")
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--no-serve", is_flag=True, help="Load, train and score, then stop.")
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
-def demo(users, seed, no_serve, port, workers) -> None:
-    """Load the demo data into `default`, train and score "purchase within 14 days", then serve."""
-    from plugin.demo.run import run_demo
-    from plugin.serving import port_in_use
-    if not no_serve and port_in_use("127.0.0.1", port):
-        # Before any work: a busy port found after training would waste the whole run.
-        raise click.ClickException(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
-    with _errors():
-        done = run_demo(users, seed, echo=click.echo)
-    base = f"http://127.0.0.1:{port}"
-    page = f"{base}/login?next=/predictions/{done['prediction_id']}"
-    if done["api_key"]:
-        click.echo(f"prediction page: {page} (sign in with the demo API key {done['api_key']}, "
-                   "which also works as the /v1 bearer token)")
-        if done["revoked_keys"]:
-            click.echo("the demo API key printed by the previous run no longer works: each run makes a new one")
-    else:
-        click.echo(f"prediction page: {page} (sign in with one of LIKELY_API_KEYS)")
-    if not no_serve:
-        from plugin.serving import run_gunicorn
-        click.echo(f"serving on {base}")
-        run_gunicorn("127.0.0.1", port, workers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from sqlalchemy import Engine
+
 from plugin import workspaces
 from plugin.demo import DEMO_PREDICTION, data_end, load
 from plugin.errors import NotFound
@@ -14,15 +16,12 @@ from plugin.store.migrate import upgrade
 DEMO_KEY_LABEL = "demo"
 
 
-def run_demo(users: int, seed: int = 7, echo: Callable[[str], None] = print) -> dict:
+def run_demo(engine: Engine, settings: dict, users: int, seed: int = 7,
+             echo: Callable[[str], None] = print) -> dict:
     """Everything `likely demo` does before serving; safe to run again (nothing is duplicated)."""
     from tqdm import tqdm
 
-    from plugin.cli import _app
-    app = _app()
-    settings = app.config["LIKELY"]
     upgrade(settings["database_url"])
-    engine = app.extensions["likely_engine"]
     workspace = workspaces.ensure(engine, workspaces.DEFAULT)
     with tqdm(unit=" events", unit_scale=True, desc="loading demo data", file=sys.stderr) as bar:
         loaded = load(engine, workspace.id, users, seed, progress=bar.update)

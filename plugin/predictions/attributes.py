@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Float, String, bindparam, case, cast, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
-from plugin.store import is_postgres
+from plugin.store import is_postgres, workspace_users
 from plugin.store.tables import users
 
 PROFILE = {"country": "categorical", "language": "categorical", "timezone": "categorical",
@@ -33,7 +33,6 @@ MAX_DISTINCT_STRINGS = 50
 
 def discover(conn: Connection, workspace_id: int) -> list[dict]:
     """The attribute features for a new model, from a sample of the workspace's latest users."""
-    from plugin.predictions.reader import workspace_users
     rows = conn.execute(select(users.c.attributes).where(workspace_users(conn, workspace_id))
                         .order_by(users.c.id.desc()).limit(SAMPLE_USERS)).scalars().all()
     sample = [r if isinstance(r, dict) else json.loads(r or "{}") for r in rows]

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from plugin.predictions import attributes as attribute_features
 from plugin.predictions.columns import fetch_arrays
 from plugin.predictions.eligibility import eligible_users, goal_condition_sql
-from plugin.store import is_postgres
+from plugin.store import is_postgres, workspace_users
 from plugin.store.tables import events, users
 
 TS_BASE = 946_684_800        # 2000-01-01: ingest refuses older events, so ts - TS_BASE fits 32 bits
@@ -80,15 +80,6 @@ def read_chunks(engine: Engine, prediction: Any, spec: dict, cutoff_ts: int, hor
             if only_user_id is not None or len(user_ids) < chunk_users:
                 return
             after = int(user_ids[-1])
-
-
-def workspace_users(conn: Connection, workspace_id: int):
-    """The workspace filter for walking users in id order. Without statistics SQLite would walk
-    the (workspace_id, external_id) index and sort; `+ 0` keeps it on the id range. PostgreSQL
-    has statistics, and the same `+ 0` would hide them and make it sort the whole table."""
-    if is_postgres(conn):
-        return users.c.workspace_id == workspace_id
-    return users.c.workspace_id + 0 == workspace_id
 
 
 def _events_for(conn: Connection, prediction: Any, spec: dict, user_ids: np.ndarray, matrix: np.ndarray,

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from plugin.store import tables  # noqa: F401  (re-exported for callers)
-from plugin.store.tables import metadata
+from plugin.store.tables import metadata, users
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -69,11 +68,11 @@ def reading(engine: Engine) -> Iterator[Connection]:
     and a ROLLBACK per use (round trips on PostgreSQL); each statement still sees a
     consistent snapshot, as under READ COMMITTED.
     """
-    if not has_request_context():
+    held = _request_readers()
+    if held is None:
         with _reader(engine) as conn:
             yield conn
         return
-    held = g.setdefault("likely_readers", {})
     conn = held.get(id(engine)) or held.setdefault(id(engine), _reader(engine))
     try:
         yield conn
@@ -85,8 +84,9 @@ def _reader(engine: Engine) -> Connection:
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _close_readers(_error: BaseException | None) -> None:
-    for conn in g.pop("likely_readers", {}).values():
+def close_readers(held: dict) -> None:
+    """Close the connections a request's `reading()` calls shared (the web layer calls this)."""
+    for conn in held.values():
         conn.close()
 
 
@@ -114,15 +114,36 @@ def is_postgres(engine_or_conn) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
+def workspace_users(conn: Connection, workspace_id: int):
+    """The workspace filter for walking users in id order. Without statistics SQLite would walk
+    the (workspace_id, external_id) index and sort; `+ 0` keeps it on the id range. PostgreSQL
+    has statistics, and the same `+ 0` would hide them and make it sort the whole table."""
+    if is_postgres(conn):
+        return users.c.workspace_id == workspace_id
+    return users.c.workspace_id + 0 == workspace_id
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["likely_engine"] = make_engine(app.config["LIKELY"]["database_url"])
-    app.teardown_request(_close_readers)
+# The web layer says where the current engine and the current request's readers are; the
+# store itself knows nothing of requests. Outside a web app there is no current engine.
+def _no_current_engine() -> Engine:
+    raise RuntimeError("no current engine: store.engine() is for code running inside the web app")
+
+
+_current_engine: Callable[[], Engine] = _no_current_engine
+_request_readers: Callable[[], dict | None] = lambda: None
+
+
+def use_request_scope(current_engine: Callable[[], Engine], request_readers: Callable[[], dict | None]) -> None:
+    """Install how `engine()` and `reading()` find the current app's engine and request."""
+    global _current_engine, _request_readers
+    _current_engine, _request_readers = current_engine, request_readers
 
 
 def engine() -> Engine:
-    return current_app.extensions["likely_engine"]
+    """The engine of the app handling the current request."""
+    return _current_engine()

@@ -249,7 +249,7 @@ def test_likely_serve_runs_n_workers_with_json_logs_and_shared_metrics(database_
     def up():
         try:
             return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or too busy to answer within 1 s
             return False
     try:
         wait_until(up, timeout=30)

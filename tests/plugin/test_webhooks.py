@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from plugin import workspaces
-from plugin.security import SIGNATURE_REASONS
+from plugin.api.security import SIGNATURE_REASONS
 from plugin.store.tables import event_types, events, users
 from tests.helpers import OTHER_SECRET, WEBHOOK_SECRET, post_signed, signed_headers
 

@@ -3,7 +3,7 @@
 `views` renders the pages, `actions` answers their JSON calls (CSRF-protected), `figures`
 reads what they show from the store.
 """
-from plugin.pages import actions  # noqa: F401  (adds the JSON calls to the blueprint)
-from plugin.pages.views import bp
+from plugin.api.pages import actions  # noqa: F401  (adds the JSON calls to the blueprint)
+from plugin.api.pages.views import bp
 
 __all__ = ["bp"]

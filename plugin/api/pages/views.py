@@ -14,7 +14,7 @@ from plugin import store
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
 from plugin.errors import NotFound
-from plugin.pages import csrf, figures
+from plugin.api.pages import csrf, figures
 from plugin.predictions import definitions
 
 bp = Blueprint("pages", __name__)

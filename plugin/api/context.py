@@ -1,0 +1,37 @@
+"""The app's shared resources as the web layer sees them: the store engine, the keyring, and the
+connection a request's reads share. The store and crypto modules know nothing of Flask; this
+module tells them where the current app and request are."""
+from __future__ import annotations
+
+from flask import Flask, current_app, g, has_app_context, has_request_context
+
+from plugin import crypto, store
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["likely_engine"] = store.make_engine(app.config["LIKELY"]["database_url"])
+    keyring = crypto.keyring_for(app.config["LIKELY"], app.instance_path)
+    app.extensions["likely_keyring"] = keyring
+    # Flask signs the page session cookie with this; older keys still verify during rotation.
+    secret, *fallbacks = keyring.derived("likely flask session")
+    app.config["SECRET_KEY"] = secret
+    app.config["SECRET_KEY_FALLBACKS"] = fallbacks
+    store.use_request_scope(_current_engine, _request_readers)
+    crypto.use_app_keyring(_current_keyring)
+    app.teardown_request(_close_readers)
+
+
+def _current_engine():
+    return current_app.extensions["likely_engine"]
+
+
+def _current_keyring() -> crypto.Keyring | None:
+    return current_app.extensions["likely_keyring"] if has_app_context() else None
+
+
+def _request_readers() -> dict | None:
+    return g.setdefault("likely_readers", {}) if has_request_context() else None
+
+
+def _close_readers(_error: BaseException | None) -> None:
+    store.close_readers(g.pop("likely_readers", {}))
