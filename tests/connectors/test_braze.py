@@ -33,8 +33,12 @@ class BrazeErrors:
 
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
+            transport.add(responses.POST, self.url, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
             transport.add(responses.POST, self.url, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
+            transport.add(braze_error(self.url, 503, f"Service unavailable {message}"))
+        elif kind == "ambiguous":
             transport.add(braze_error(self.url, 500, f"Internal server error {message}"))
         elif kind == "throttle":
             reset = int(self.fake_time.wall_clock() + retry_after)

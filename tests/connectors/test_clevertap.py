@@ -52,8 +52,12 @@ class TestCleverTapContract(ConnectorContract):
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
             transport.add(responses.POST, UPLOAD, body=requests.ConnectTimeout("timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, UPLOAD, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
             transport.add(ct_fail(503, f"Service Unavailable {message}"))
+        elif kind == "ambiguous":
+            transport.add(ct_fail(500, f"Internal Server Error {message}"))
         elif kind == "throttle":
             transport.add(ct_fail(429, f"Too many concurrent requests {message}",
                                   headers={"Retry-After": str(int(retry_after))}))

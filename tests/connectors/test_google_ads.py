@@ -62,8 +62,12 @@ class TestGoogleContract(ConnectorContract):
         self._token(transport)
         if kind == "timeout":
             transport.add(responses.POST, INGEST, body=requests.ConnectTimeout("timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, INGEST, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
             transport.add(rpc_error(503, "UNAVAILABLE", message))
+        elif kind == "ambiguous":
+            transport.add(rpc_error(500, "INTERNAL", message))
         elif kind == "throttle":
             transport.add(rpc_error(429, "RESOURCE_EXHAUSTED", message,
                                     headers={"Retry-After": str(int(retry_after))}))

@@ -67,7 +67,11 @@ class TestMetaContract(ConnectorContract):
 
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
+            transport.add(responses.POST, USERS, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
             transport.add(responses.POST, USERS, body=requests.ConnectionError("reset by peer"))
+        elif kind == "ambiguous":
+            pytest.skip("Graph errors are classified by their code, not the HTTP status")
         elif kind == "server":
             transport.add(graph_error(500, 2, message, is_transient=True))
         elif kind == "throttle":

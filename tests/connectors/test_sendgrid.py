@@ -48,7 +48,11 @@ class TestSendgridContract(ConnectorContract):
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
             transport.add(responses.POST, SEND, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, SEND, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
+            transport.add(sendgrid_error(503, message))
+        elif kind == "ambiguous":
             transport.add(sendgrid_error(500, message))
         elif kind == "throttle":
             reset = int(self.fake_time.wall_clock() + retry_after)

@@ -77,13 +77,13 @@ def test_a_pass_sends_due_rows_in_provider_batches_and_records_them(engine, worl
 def test_a_failed_send_is_retried_later_with_backoff_then_sent(engine, world):
     plan(engine, world)
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, SEND, status=500, json={"errors": [{"message": "boom"}]})
+        rsps.add(responses.POST, SEND, status=503, json={"errors": [{"message": "not available"}]})
         assert deliver_outbox(engine, "w1", 100, now_ts=NOW) == {"claimed": 12, "failed": 12}
     rows = state(engine)
     first_retry = {r.next_attempt_at for r in rows.values()}
     assert all(NOW + 15 <= t <= NOW + 30 for t in first_retry)  # 30 s base, equal jitter
     assert {(r.status, r.attempts) for r in rows.values()} == {("failed", 1)}
-    assert "http_500" in next(iter(rows.values())).reason
+    assert "http_503" in next(iter(rows.values())).reason
     assert deliver_outbox(engine, "w1", 100, now_ts=NOW + 10) == {"claimed": 0}  # not yet due
     with responses.RequestsMock() as rsps:
         accepted(rsps)
