@@ -282,12 +282,24 @@ def unregistered():
                                    "errorCode": "UNREGISTERED"}]}}
 
 
-def test_an_invalid_push_token_is_retired_and_the_next_device_is_tried(engine, world):
+def not_a_valid_token():
+    """FCM's documented answer for a token it cannot use (Example 2 of
+    https://firebase.google.com/docs/cloud-messaging/error-codes)."""
+    return {"error": {"code": 400, "message": "The registration token is not a valid FCM registration token",
+                      "status": "INVALID_ARGUMENT",
+                      "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                   "errorCode": "INVALID_ARGUMENT"}]}}
+
+
+@pytest.mark.parametrize("answer", [(404, unregistered), (400, not_a_valid_token)],
+                         ids=["UNREGISTERED", "INVALID_ARGUMENT"])
+def test_an_invalid_push_token_is_retired_and_the_next_device_is_tried(engine, world, answer):
+    status, body = answer
     push_world(engine, world, {"u0": ["old-token", "dead-token"], "u1": ["only-token"]})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         token_ok(rsps)
-        rsps.add(responses.POST, FCM, status=404, json=unregistered())
-        rsps.add(responses.POST, FCM, status=404, json=unregistered())
+        rsps.add(responses.POST, FCM, status=status, json=body())
+        rsps.add(responses.POST, FCM, status=status, json=body())
         first = deliver_outbox(engine, "w1", 100, now_ts=NOW, connector_options=NO_SLEEP)
         rsps.add(responses.POST, FCM, json={"name": "projects/likely-test/messages/1"})
         second = deliver_outbox(engine, "w1", 100, now_ts=NOW, connector_options=NO_SLEEP)
