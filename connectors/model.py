@@ -50,6 +50,8 @@ class Member:
     country: str | None = None  # ISO 3166-1 alpha-2
     madid: str | None = None  # mobile advertiser id (IDFA / AAID)
     extern_id: str | None = None  # advertiser's own id for Meta's EXTERN_ID key
+    gender: str | None = None  # "f" / "m" (or female / male); Meta GEN
+    date_of_birth: str | None = None  # ISO "YYYY-MM-DD"; Meta DOBY, DOBM, DOBD
 
     @property
     def key(self) -> str:

@@ -343,6 +343,31 @@ def test_ads_rows_add_users_to_the_tiers_audience(engine, world):
     assert len(payload["data"]) == 12 and "EMAIL" in payload["schema"]
 
 
+def test_gender_and_date_of_birth_attributes_feed_metas_keys(engine, world):
+    """The documented attribute names (docs/ads-identifiers.md): `gender` -> GEN, `date_of_birth`
+    (YYYY-MM-DD) -> DOBY/DOBM/DOBD, hashed per Meta
+    (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences)."""
+    from connectors.hashing import sha256_hex
+    with transaction(engine) as conn:
+        conn.execute(update(users).where(users.c.id == world["ids"]["u0"]).values(attributes={
+            "email": "u0@example.com", "gender": "F", "date_of_birth": "1991-12-24"}))
+    cd.set_settings(engine, world["ws"], connectors={"meta_custom_audience": {
+        "enabled": True, "access_token": "EAAB-meta-token-123456", "max_attempts": 1}})
+    tier = {"name": "High", "band": {"categories": ["High"]}, "channels": [
+        {"channel": "ads", "connector": "meta_custom_audience", "audience_id": "23850000000001"}]}
+    plan(engine, world, tiers=[tier])
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, "https://graph.facebook.com/v25.0/23850000000001/users",
+                 json={"audience_id": "23850000000001", "session_id": 77, "num_received": 12,
+                       "num_invalid_entries": 0})
+        deliver_outbox(engine, "w1", 100, now_ts=NOW)
+        payload = json.loads(rsps.calls[0].request.body)["payload"]
+    rows = [dict(zip(payload["schema"], row)) for row in payload["data"]]
+    [u0] = [r for r in rows if r["EMAIL"] == sha256_hex("u0@example.com")]
+    assert (u0["GEN"], u0["DOBY"], u0["DOBM"], u0["DOBD"]) == (
+        sha256_hex("f"), sha256_hex("1991"), sha256_hex("12"), sha256_hex("24"))
+
+
 def test_each_workspace_delivers_with_its_own_settings(engine, world):
     plan(engine, world)
     other = cd.workspace_id(engine, "other")
