@@ -159,7 +159,7 @@ def test_exhausted_window_on_a_2xx_pauses_before_the_next_request(http, fake_tim
                                                        "X-RateLimit-Reset": reset})
     http.add(responses.POST, url, status=202)
     sender = connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c"}, **fake_time.kwargs())
-    message = dict(recipient_id="u", address="u@x.com", text="t", unsubscribe_url="https://x/u")
+    message = dict(recipient_id="u", address="u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")
     sender.send([Message(idempotency_key="1", **message)])
     sender.send([Message(idempotency_key="2", **message)])
     assert fake_time.sleeps == [pytest.approx(6, abs=1)]
@@ -169,7 +169,7 @@ def test_every_call_has_a_timeout(http, fake_time):
     http.add(responses.POST, "https://api.sendgrid.com/v3/mail/send", status=202)
     sender = connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c", "timeout_seconds": 7},
                                       **fake_time.kwargs())
-    sender.send([Message("a", "u", "u@x.com", text="t", unsubscribe_url="https://x/u")])
+    sender.send([Message("a", "u", "u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")])
     assert http.calls[0].request.req_kwargs["timeout"] == (5.0, 7.0)
 
 
