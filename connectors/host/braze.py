@@ -4,7 +4,8 @@ Segment membership, by default, is a custom array attribute (`likely_segments`) 
 `{"add": [segment]}` / `{"remove": [segment]}` on `/users/track`
 (https://www.braze.com/docs/api/objects_filters/user_attributes_object/): every Braze customer's
 REST key can write it, and Braze's segment builder filters on it ("likely_segments includes
-value …"). Cohort import (`POST /partners/{partner}/cohorts[/users]`, 1,000 ids per request)
+value …"). Braze keeps 25 values per array attribute unless the workspace raises the
+limit, so a user in more likely segments than that loses the oldest. Cohort import (`POST /partners/{partner}/cohorts[/users]`, 1,000 ids per request)
 needs a partner key and a data import key that only Braze technology partners are issued, so
 it is kept behind `segment_membership: cohort` for a partnership.
 Attributes and events (the likelihood score and category, `likely_category_changed`) go to
