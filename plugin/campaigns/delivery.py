@@ -41,6 +41,8 @@ def deliver_outbox(engine: Engine, worker_id: str = "worker", limit: int = 1000,
     token, rows = claim(engine, worker_id, limit, now_ts, paused, lease_seconds)
     counts: Counter = Counter(claimed=len(rows))
     counts.update({k: v for k, v in recovered.items() if v})
+    if not rows:
+        return dict(counts)
     with kept_claimed(engine, token, now_ts, lease_seconds):
         for workspace_id, group in groupby(sorted(rows, key=lambda r: r.workspace_id),
                                            key=lambda r: r.workspace_id):
