@@ -7,8 +7,8 @@ from .ads.meta import MetaCustomAudience
 from .base import AudienceConnector, BatchInfo, Connector, MessageConnector
 from .email.sendgrid import SendgridEmail
 from .email.smtp import SmtpEmail
-from .errors import (ConfigurationError, ConnectorError, FatalError, InvalidAddress,
-                     RetriableError, SkipRecipient)
+from .errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
+                     InvalidAddress, RetriableError, SkipRecipient)
 from .host.braze import BrazeHost
 from .host.clevertap import CleverTapHost
 from .in_app.braze import BrazeInApp
@@ -19,7 +19,7 @@ from .registry import CONNECTORS, by_channel, enabled, settings_schema
 from .webhook import SignedWebhook
 
 __all__ = [
-    "AudienceConnector", "BatchInfo", "BrazeHost", "BrazeInApp", "CONNECTORS", "CleverTapHost",
+    "AmbiguousError", "AudienceConnector", "BatchInfo", "BrazeHost", "BrazeInApp", "CONNECTORS", "CleverTapHost",
     "CleverTapInApp", "ConfigurationError", "Connector", "ConnectorError", "FatalError", "FcmPush",
     "GoogleCustomerMatch", "HostEvent", "InvalidAddress", "Member", "Message", "MessageConnector",
     "MetaCustomAudience", "Result", "RetriableError", "SendgridEmail", "SignedWebhook", "SkipRecipient",

@@ -6,6 +6,10 @@ call for one batch and return a Result per item, or raise one of `connectors.err
 Everything else — dedup by key, pre-flight skips, splitting into batches of the provider's
 limit, retrying only the retryable items with backoff and jitter, honouring Retry-After,
 the HTTP status table, timeouts, rate limiting and redaction of secrets — lives here.
+
+A request that may have been accepted (read timeout, dropped connection, 500/502/504) is
+*ambiguous*: it is resent within the call only by a connector whose provider de-duplicates on
+our key (`deduplicates`); for the others the result says `ambiguous` and the outbox decides.
 """
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
 
 import requests
+import urllib3
 
-from .errors import (ConfigurationError, ConnectorError, FatalError, InvalidAddress,
-                     RetriableError, SkipRecipient)
+from .errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
+                     InvalidAddress, RetriableError, SkipRecipient)
 from .model import Member, Message, Result
 from .policy import (Action, RateLimiter, RetryPolicy, action_for_status, jitter_source,
-                     retry_after_seconds)
+                     may_have_been_accepted, retry_after_seconds)
 from .settings import Redactor, secret_names, validate_settings
 
 log = logging.getLogger("connectors")
@@ -47,6 +52,9 @@ class Connector:
     settings_schema: ClassVar[dict]
     batch_size: ClassVar[int] = 1
     default_rate_limit: ClassVar[float | None] = None
+    # True only where the provider drops a repeat of our key (a Standard Webhooks receiver
+    # keyed on webhook-id): then a request that may have been accepted is safe to send again.
+    deduplicates: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any], *, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
@@ -101,10 +109,10 @@ class Connector:
         self.limiter.acquire()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise RetriableError("timeout") from None
-        except requests.ConnectionError:
-            raise RetriableError("connection_error") from None
+        except requests.Timeout as exc:
+            raise transport_error("timeout", exc) from None
+        except requests.ConnectionError as exc:
+            raise transport_error("connection_error", exc) from None
         except requests.RequestException as exc:
             raise RetriableError(f"request_error: {type(exc).__name__}") from None
         self._observe_rate_headers(response)
@@ -128,8 +136,8 @@ class Connector:
             return
         reason = f"http_{response.status_code}: {self.error_detail(response)}"
         if action is Action.RETRY:
-            raise RetriableError(reason, retry_after=retry_after_seconds(response.headers,
-                                                                         self.wall_clock()))
+            error = AmbiguousError if may_have_been_accepted(response.status_code) else RetriableError
+            raise error(reason, retry_after=retry_after_seconds(response.headers, self.wall_clock()))
         if action is Action.CONFIGURATION:
             raise ConfigurationError(reason)
         raise FatalError(reason)
@@ -142,7 +150,8 @@ class Connector:
         if isinstance(exc, ConfigurationError):
             return Result.failed(key, reason, configuration_error=True)
         if isinstance(exc, RetriableError):
-            return Result.failed(key, reason, retryable=True, retry_after=exc.retry_after)
+            return Result.failed(key, reason, retryable=True, retry_after=exc.retry_after,
+                                 ambiguous=isinstance(exc, AmbiguousError))
         return Result.failed(key, reason, invalid_address=isinstance(exc, InvalidAddress))
 
     # -- the template method -----------------------------------------------------------------
@@ -196,7 +205,7 @@ class Connector:
                 results[item.key] = result
                 if result.configuration_error:
                     halted = result
-                elif result.status == "failed" and result.retryable:
+                elif result.status == "failed" and result.retryable and self.may_resend(result):
                     retry.append(item)
                     waits.append(result.retry_after or 0.0)
             if halted is not None:
@@ -215,6 +224,11 @@ class Connector:
             self.sleep(delay)
             pending = retry
         return None
+
+    def may_resend(self, result: Result) -> bool:
+        """Whether a retryable failure may be sent again now: never an ambiguous one (the
+        provider may have it already) unless the provider drops a repeat of our key."""
+        return self.deduplicates or not result.ambiguous
 
     def _attempt(self, batch: list[Item], info: BatchInfo, call: Callable) -> dict[str, Result]:
         try:
@@ -266,6 +280,21 @@ class AudienceConnector(Connector):
 
     def remove_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
         raise NotImplementedError
+
+
+def transport_error(kind: str, exc: requests.RequestException) -> RetriableError:
+    """A failed exchange: plainly retriable if nothing can have reached the provider (no
+    connection was made), otherwise ambiguous (the request may have been received)."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or _never_connected(exc):
+        return RetriableError(kind)
+    return AmbiguousError(kind)
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)  # urllib3 wraps connect failures in MaxRetryError
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                               urllib3.exceptions.ConnectTimeoutError))
 
 
 def url(base: str, path: str) -> str:

@@ -34,3 +34,9 @@ class RetriableError(ConnectorError):
 
 class SkipRecipient(ConnectorError):
     """Nothing to send to this recipient (no address, no unsubscribe link...): not a failure."""
+
+
+class AmbiguousError(RetriableError):
+    """The request may have reached the provider and been accepted (a read timeout, a dropped
+    connection, a 500/502/504): resending it may deliver twice unless the provider
+    de-duplicates on our key. Transient all the same, so idempotent calls retry it."""

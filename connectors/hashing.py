@@ -10,9 +10,17 @@ Meta (Custom Audiences multi-key schema, "Hashing and Normalizing Data"):
   COUNTRY  2-letter ISO 3166-1 alpha-2, lowercase
   MADID    lowercase, hyphens kept, NOT hashed
   EXTERN_ID as given (trimmed), NOT hashed
+  GEN      'f' or 'm' (anything else is not sent)
+  DOBY     year, 4 digits (YYYY);  DOBM  month, 2 digits (01-12);  DOBD  day, 2 digits (01-31)
+(https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#hash)
 
-Google (Data Manager API, "Format user data"):
-  email    all whitespace removed, lowercase; gmail.com / googlemail.com: dots before '@' removed
+Google (Data Manager API, "Format user data",
+https://developers.google.com/data-manager/api/devguides/concepts/formatting):
+  email    all whitespace removed, lowercase; gmail.com / googlemail.com: dots before '@'
+           removed, and a '+' in the local part removed with everything after it
+           ("cloudy.sanfrancisco+shopping@gmail.com" -> "cloudysanfrancisco@gmail.com");
+           other domains keep their dots and '+'
+  (Customer Match user data has no gender or date-of-birth identifier: those are not sent)
   phone    E.164: '+', country code, digits only
   names    trim, lowercase (address identifiers); region_code and postal_code not hashed
 Hashes are lowercase hex SHA-256 of the UTF-8 bytes of the normalised value.
@@ -98,6 +106,37 @@ def meta_extern_id(value: str) -> str:
     return value.strip()
 
 
+_GENDERS = {"f": "f", "female": "f", "woman": "f", "w": "f", "m": "m", "male": "m", "man": "m"}
+_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def meta_gender(value: str) -> str:
+    return _GENDERS.get(value.strip().lower(), "")
+
+
+def _date_part(value: str, index: int) -> str:
+    """One part of an ISO date of birth (YYYY-MM-DD[...]); '' when it is not a real date."""
+    match = _DATE.match(value)
+    if not match:
+        return ""
+    year, month, day = (int(p) for p in match.groups())
+    if not (1900 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31):
+        return ""
+    return (f"{year:04d}", f"{month:02d}", f"{day:02d}")[index]
+
+
+def meta_birth_year(value: str) -> str:
+    return _date_part(value, 0)
+
+
+def meta_birth_month(value: str) -> str:
+    return _date_part(value, 1)
+
+
+def meta_birth_day(value: str) -> str:
+    return _date_part(value, 2)
+
+
 # Key -> (normaliser, hashed?). The normaliser for ST and ZIP also receives the country.
 META_KEYS = {
     "EMAIL": (meta_email, True),
@@ -110,6 +149,10 @@ META_KEYS = {
     "COUNTRY": (meta_country, True),
     "MADID": (meta_madid, False),
     "EXTERN_ID": (meta_extern_id, False),
+    "GEN": (meta_gender, True),
+    "DOBY": (meta_birth_year, True),
+    "DOBM": (meta_birth_month, True),
+    "DOBD": (meta_birth_day, True),
 }
 
 
@@ -129,7 +172,7 @@ def google_email(value: str) -> str:
     email = _WHITESPACE.sub("", value).lower()
     local, at, domain = email.rpartition("@")
     if at and domain in ("gmail.com", "googlemail.com"):
-        email = local.replace(".", "") + "@" + domain
+        email = local.split("+", 1)[0].replace(".", "") + "@" + domain
     return email
 
 

@@ -50,6 +50,8 @@ class Member:
     country: str | None = None  # ISO 3166-1 alpha-2
     madid: str | None = None  # mobile advertiser id (IDFA / AAID)
     extern_id: str | None = None  # advertiser's own id for Meta's EXTERN_ID key
+    gender: str | None = None  # "f" / "m" (or female / male); Meta GEN
+    date_of_birth: str | None = None  # ISO "YYYY-MM-DD"; Meta DOBY, DOBM, DOBD
 
     @property
     def key(self) -> str:
@@ -84,7 +86,9 @@ class Result:
     status failed:  `reason`; `retryable` says whether the outbox should try again
                     (after `retry_after` seconds if set); `invalid_address` means the
                     address/token must never be used again; `configuration_error`
-                    means hold the item and fix the settings.
+                    means hold the item and fix the settings; `ambiguous` means the
+                    provider may have accepted it (read timeout, dropped connection, 500):
+                    resending risks a second delivery unless the provider de-duplicates.
     status skipped: not sent on purpose, `reason` says why.
     """
 
@@ -97,6 +101,7 @@ class Result:
     invalid_address: bool = False
     configuration_error: bool = False
     attempts: int = 0
+    ambiguous: bool = False
 
     @classmethod
     def sent(cls, key: str, provider_id: str | None = None) -> "Result":
@@ -109,6 +114,7 @@ class Result:
     @classmethod
     def failed(cls, key: str, reason: str, *, retryable: bool = False,
                retry_after: float | None = None, invalid_address: bool = False,
-               configuration_error: bool = False) -> "Result":
+               configuration_error: bool = False, ambiguous: bool = False) -> "Result":
         return cls(key, "failed", reason=reason, retryable=retryable, retry_after=retry_after,
-                   invalid_address=invalid_address, configuration_error=configuration_error)
+                   invalid_address=invalid_address, configuration_error=configuration_error,
+                   ambiguous=ambiguous)

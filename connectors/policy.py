@@ -34,6 +34,16 @@ def action_for_status(status: int) -> Action:
     return Action.FATAL
 
 
+# Answers given after the provider may already have acted on the request: an internal error
+# mid-processing, or a gateway that lost the upstream's answer. 503 and 429 say "not taken".
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+
+
+def may_have_been_accepted(status: int) -> bool:
+    """Whether a retryable status leaves it open that the provider accepted the request."""
+    return status in AMBIGUOUS_STATUSES
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """How long the provider asked us to wait, from the standard and common rate-limit headers.
 

@@ -44,6 +44,9 @@ class SignedWebhook(MessageConnector):
                 from None
         self.redact.add(self.settings["secret"].removeprefix("whsec_"))  # the key without its prefix
         self.batch_size = self.settings["batch_size"] if self.settings["mode"] == "batch" else 1
+        # A receiver de-duplicates on webhook-id (Standard Webhooks); per recipient that id is our
+        # idempotency key, so a resend is harmless. A batch's id depends on how it was cut: not so.
+        self.deduplicates = self.settings["mode"] == "per_recipient"
 
     def prepare(self, message: Message) -> None:
         """A webhook needs no address: the customer's endpoint gets the recipient id."""

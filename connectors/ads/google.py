@@ -4,7 +4,10 @@
 members per request, hex-encoded SHA-256 identifiers normalised per Google's rules (email
 without whitespace, lowercase, gmail/googlemail dots removed; phone in E.164 with '+').
 A 400 whose field violations name `audience_members[N]` fails only member N; the others,
-never ingested, are resent.
+never ingested, are resent. One request carries one data type: Data Manager refuses a request
+mixing `userData` and `mobileData` members as a whole (MULTIPLE_DATA_TYPES_NOT_ALLOWED,
+https://developers.google.com/data-manager/api/reference/rest/v1/ErrorReason), so a batch is
+sent as one request per data type, each settled on its own.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import re
 from typing import Iterable
 
 from ..base import AudienceConnector, BatchInfo, url
-from ..errors import ConfigurationError, FatalError, RetriableError, SkipRecipient
+from ..errors import ConfigurationError, ConnectorError, FatalError, RetriableError, SkipRecipient
 from ..google_auth import ServiceAccountToken, google_rpc_error, request_with_token
 from ..hashing import google_hash
 from ..model import Member, Result
@@ -61,7 +64,7 @@ class GoogleCustomerMatch(AudienceConnector):
         if not _member(member):
             raise SkipRecipient("no_identifiers")
 
-    def add_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
+    def _ingest_body(self, audience_id: str, batch: list[Member]) -> dict:
         body = self._body(audience_id, batch)
         if self.settings["terms_of_service_accepted"]:
             body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
@@ -70,10 +73,28 @@ class GoogleCustomerMatch(AudienceConnector):
             if self.settings.get(key)}
         if consent:
             body["consent"] = consent
-        return self._post("/v1/audienceMembers:ingest", batch, body)
+        return body
+
+    def add_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
+        return self._per_data_type("/v1/audienceMembers:ingest", batch,
+                                   lambda members: self._ingest_body(audience_id, members))
 
     def remove_batch(self, audience_id: str, batch: list[Member], info: BatchInfo) -> Iterable[Result]:
-        return self._post("/v1/audienceMembers:remove", batch, self._body(audience_id, batch))
+        return self._per_data_type("/v1/audienceMembers:remove", batch,
+                                   lambda members: self._body(audience_id, members))
+
+    def _per_data_type(self, path: str, batch: list[Member], body) -> list[Result]:
+        """One request per data type (userData, mobileData); what one settles stays settled."""
+        groups: dict[str, list[Member]] = {}
+        for member in batch:
+            groups.setdefault(next(iter(_member(member))), []).append(member)
+        results: list[Result] = []
+        for members in groups.values():
+            try:
+                results += self._post(path, members, body(members))
+            except ConnectorError as exc:
+                results += [self.result_for_error(m.key, exc) for m in members]
+        return results
 
     def _body(self, audience_id: str, batch: list[Member]) -> dict:
         destination: dict = {

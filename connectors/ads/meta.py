@@ -1,7 +1,7 @@
 """Meta Custom Audiences: `POST` / `DELETE /{audience_id}/users` on the Graph API.
 
 Members go as a multi-key schema (EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, MADID,
-EXTERN_ID), normalised and SHA-256-hashed per Meta's rules (MADID and EXTERN_ID unhashed),
+EXTERN_ID, GEN, DOBY, DOBM, DOBD), normalised and SHA-256-hashed per Meta's rules (MADID and EXTERN_ID unhashed),
 at most 10,000 rows per request, all requests of one run in one upload session
 (`session_id`, `batch_seq`, `last_batch_flag`, `estimated_num_total`).
 Graph errors are classified by their `code`, not the HTTP status (Meta sends throttling
@@ -25,7 +25,8 @@ from ..settings import connector_schema, secret
 # Schema key -> Member field.
 KEY_FIELDS = {"EMAIL": "email", "PHONE": "phone", "FN": "first_name", "LN": "last_name",
               "CT": "city", "ST": "state", "ZIP": "zip", "COUNTRY": "country", "MADID": "madid",
-              "EXTERN_ID": "extern_id"}
+              "EXTERN_ID": "extern_id", "GEN": "gender", "DOBY": "date_of_birth",
+              "DOBM": "date_of_birth", "DOBD": "date_of_birth"}
 THROTTLING = {4, 17, 32, 341, 613} | set(range(80000, 80015))
 TRANSIENT = {1, 2}
 CONFIGURATION = {3, 10, 102, 190} | set(range(200, 300))
@@ -79,7 +80,7 @@ class MetaCustomAudience(AudienceConnector):
     def _upload(self, audience_id: str, batch: list[Member], info: BatchInfo, method: str,
                 session_id: int) -> Iterable[Result]:
         keys = [k for k in self.settings["schema_keys"]
-                if any(getattr(m, KEY_FIELDS[k]) for m in batch)]
+                if any(meta_value(k, getattr(m, KEY_FIELDS[k]), m.country) for m in batch)]
         rows = [[meta_value(k, getattr(m, KEY_FIELDS[k]), m.country) for k in keys] for m in batch]
         body = {"payload": {"schema": keys, "data": rows},
                 "session": {"session_id": session_id, "batch_seq": info.index,

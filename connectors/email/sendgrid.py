@@ -4,6 +4,12 @@ Each message is one personalization with its own subject, one-click unsubscribe 
 `custom_args` (idempotency key, recipient id) so SendGrid's event webhook maps back to the
 outbox. Rendered bodies travel as per-personalization substitutions; with a dynamic template
 (`template_id`) the message data goes in `dynamic_template_data` instead.
+
+A 400 rejects the whole request. Errors naming `personalizations.N` fail recipient N alone;
+a 400 naming no recipient is bisected — each half sent on its own — until the message it is
+about stands alone and fails alone (https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send,
+"Errors"). A message SendGrid would refuse whatever we do (an empty subject: the subject needs
+at least one character) is skipped in `prepare`, with its reason, before any request.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import re
 from typing import Iterable
 
 from ..base import BatchInfo, MessageConnector, url
-from ..errors import ConfigurationError, ConnectorError, FatalError
+from ..errors import ConfigurationError, ConnectorError, FatalError, SkipRecipient
 from ..model import Message, Result
 from ..settings import connector_schema, secret
 from .common import check_email, html_body, text_body, unsubscribe_headers
@@ -22,6 +28,10 @@ TEXT_TAG, HTML_TAG = "-likely_text-", "-likely_html-"
 # personalization object." Bigger messages go out in a request of their own with literal content.
 SUBSTITUTIONS_LIMIT = 10_000
 _PERSONALIZATION = re.compile(r"^personalizations\.(\d+)")
+# Fields every message of a request shares: an error about one of them fails the whole batch
+# (splitting cannot help), where any other unattributed error is looked for by splitting.
+_REQUEST_FIELDS = ("from", "reply_to", "template_id", "asm", "mail_settings", "tracking_settings",
+                   "ip_pool_name", "batch_id", "send_at", "categories")
 
 
 class SendgridEmail(MessageConnector):
@@ -55,6 +65,8 @@ class SendgridEmail(MessageConnector):
 
     def prepare(self, message: Message) -> None:
         check_email(message)
+        if not self.settings.get("template_id") and not (message.subject or "").strip():
+            raise SkipRecipient("empty_subject")  # a dynamic template brings its own subject
 
     def send_batch(self, batch: list[Message], info: BatchInfo) -> Iterable[Result]:
         templated = bool(self.settings.get("template_id"))
@@ -66,12 +78,23 @@ class SendgridEmail(MessageConnector):
         groups = ([(shared, None)] if shared else []) + [([m], m) for m in alone]
         results: list[Result] = []
         for group, literal in groups:
-            # Errors are settled per request: what an earlier request sent stays sent.
-            try:
-                results += self._post(group, self._payload(group, literal=literal))
-            except ConnectorError as exc:
-                results += [self.result_for_error(m.idempotency_key, exc) for m in group]
+            results += self._send_group(group, literal)
         return results
+
+    def _send_group(self, group: list[Message], literal: Message | None) -> list[Result]:
+        """One request; a 400 that names no recipient splits it in two until the culprit is alone.
+
+        Errors are settled per request: what an earlier request sent stays sent.
+        """
+        try:
+            return self._post(group, self._payload(group, literal=literal))
+        except _Unattributed as exc:
+            if len(group) == 1:
+                return [self.result_for_error(group[0].idempotency_key, exc)]
+            half = len(group) // 2
+            return self._send_group(group[:half], literal) + self._send_group(group[half:], literal)
+        except ConnectorError as exc:
+            return [self.result_for_error(m.idempotency_key, exc) for m in group]
 
     def _payload(self, messages: list[Message], literal: Message | None) -> dict:
         sender = {"email": self.settings["from_email"]}
@@ -120,16 +143,20 @@ class SendgridEmail(MessageConnector):
     def _per_recipient_errors(self, messages: list[Message], response) -> list[Result]:
         """A 400 rejects the whole request; errors naming `personalizations.N` blame one recipient.
 
-        Those recipients fail for good and the others (never sent) are retried right away.
+        Those recipients fail for good and the others (never sent) are retried right away; a 400
+        that blames no recipient raises _Unattributed, for the caller to split the request.
         """
         blamed: dict[int, str] = {}
         for error in _errors(response):
-            match = _PERSONALIZATION.match(error.get("field") or "")
-            if not match or int(match.group(1)) >= len(messages):
+            field = error.get("field") or ""
+            if field.split(".")[0] in _REQUEST_FIELDS:
                 raise FatalError(f"http_400: {self.error_detail(response)}")
+            match = _PERSONALIZATION.match(field)
+            if not match or int(match.group(1)) >= len(messages):
+                raise _Unattributed(f"http_400: {self.error_detail(response)}")
             blamed.setdefault(int(match.group(1)), f"{error.get('field')}: {error.get('message')}")
         if not blamed:
-            raise FatalError(f"http_400: {self.error_detail(response)}")
+            raise _Unattributed(f"http_400: {self.error_detail(response)}")
         return [Result.failed(m.idempotency_key, self.redact(f"http_400: {blamed[i]}"))
                 if i in blamed else
                 Result.failed(m.idempotency_key, "batch_rejected_for_another_recipient",
@@ -143,6 +170,10 @@ class SendgridEmail(MessageConnector):
         return self.redact("; ".join(
             f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
             for e in errors)[:300])
+
+
+class _Unattributed(FatalError):
+    """A 400 that rejects the request without naming the recipient at fault."""
 
 
 def _errors(response) -> list[dict]:

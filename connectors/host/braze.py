@@ -1,11 +1,18 @@
-"""Braze as the host: cohort import (partner API) and `/users/track` attributes and events.
+"""Braze as the host: segment membership, score attributes and events on `/users/track`.
 
-Cohorts: `POST /partners/{partner}/cohorts` names a cohort, `POST /partners/{partner}/cohorts/users`
-sends changes only (`user_ids` to add, or with `should_remove`), at most 1,000 ids per request.
+Segment membership, by default, is a custom array attribute (`likely_segments`) changed with
+`{"add": [segment]}` / `{"remove": [segment]}` on `/users/track`
+(https://www.braze.com/docs/api/objects_filters/user_attributes_object/): every Braze customer's
+REST key can write it, and Braze's segment builder filters on it ("likely_segments includes
+value …"). Braze keeps 25 values per array attribute unless the workspace raises the
+limit, so a user in more likely segments than that loses the oldest. Cohort import (`POST /partners/{partner}/cohorts[/users]`, 1,000 ids per request)
+needs a partner key and a data import key that only Braze technology partners are issued, so
+it is kept behind `segment_membership: cohort` for a partnership.
 Attributes and events (the likelihood score and category, `likely_category_changed`) go to
-`/users/track`, at most 75 objects per request (attributes and events together). Braze
-answers 201 with "minor" errors that name the failed object by array and index; those
-objects fail alone.
+`/users/track` too, at most `track_objects_per_request` objects per request (attributes and
+events together; 50 by default, which every Braze contract accepts, 75 where the contract
+does). Braze answers 201 with "minor" errors that name the failed object by array and
+index; those objects fail alone. Event properties are sent without null values.
 """
 from __future__ import annotations
 
@@ -18,20 +25,28 @@ from ..errors import ConfigurationError, FatalError
 from ..model import HostEvent, Member, Result, UserAttributes
 from ..settings import connector_schema, secret
 
-TRACK_LIMIT = 75
+TRACK_LIMIT = 75  # the most a Braze contract allows per /users/track request
+TRACK_DEFAULT = 50  # what every contract accepts
 COHORT_LIMIT = 1000
+MEMBERSHIP = ["attributes", "cohort"]
 # Braze's default: 3,000 /users/track requests per 3 seconds.
 TRACK_RATE = 1000.0
 
 ENDPOINT = {"type": "string", "default": "https://rest.iad-01.braze.com",
             "title": "REST endpoint of your cluster (e.g. https://rest.fra-01.braze.eu)"}
 API_KEY = secret({"type": "string", "minLength": 1, "title": "REST API key (users.track)"})
+TRACK_OBJECTS = {"type": "integer", "minimum": 1, "maximum": TRACK_LIMIT, "default": TRACK_DEFAULT,
+                 "title": "Objects per /users/track request (75 only where your Braze contract allows it)"}
 
 
 class BrazeUsersTrack(Connector):
     """`/users/track` with per-object results; shared by the host and the in-app connectors."""
 
     default_rate_limit = TRACK_RATE
+
+    @property
+    def track_limit(self) -> int:
+        return int(self.settings.get("track_objects_per_request") or TRACK_DEFAULT)
 
     def _track_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings['api_key']}",
@@ -84,11 +99,40 @@ class BrazeHost(BrazeUsersTrack, AudienceConnector):
     settings_schema = connector_schema("Braze (host)", {
         "rest_endpoint": ENDPOINT,
         "api_key": API_KEY,
+        "segment_membership": {"enum": MEMBERSHIP, "default": "attributes",
+                               "title": "Segment membership as a custom attribute (every customer) or "
+                                        "cohort import (Braze technology partners only)"},
+        "segment_attribute": {"type": "string", "minLength": 1, "maxLength": 255, "default": "likely_segments",
+                              "title": "Custom array attribute holding the user's likely segments"},
+        "track_objects_per_request": TRACK_OBJECTS,
         "partner_name": {"type": "string", "minLength": 1, "default": "likely",
-                         "title": "Partner name in the cohort import URLs"},
-        "partner_api_key": secret({"type": "string", "title": "Partner API key (cohort import)"}),
-        "client_secret": secret({"type": "string", "title": "Data import key (cohort import)"}),
+                         "title": "Partner name in the cohort import URLs (partners only)"},
+        "partner_api_key": secret({"type": "string",
+                                   "title": "Partner API key (cohort import; Braze partners only)"}),
+        "client_secret": secret({"type": "string",
+                                 "title": "Data import key (cohort import; Braze partners only)"}),
     }, required=["rest_endpoint", "api_key"])
+
+    @property
+    def uses_cohorts(self) -> bool:
+        return self.settings["segment_membership"] == "cohort"
+
+    def add(self, audience_id: str, members: Sequence[Member]) -> list[Result]:
+        if self.uses_cohorts:
+            return super().add(audience_id, members)
+        return self.deliver(members, lambda batch, info: self._membership(audience_id, batch, "add"),
+                            batch_size=self.track_limit)
+
+    def remove(self, audience_id: str, members: Sequence[Member]) -> list[Result]:
+        if self.uses_cohorts:
+            return super().remove(audience_id, members)
+        return self.deliver(members, lambda batch, info: self._membership(audience_id, batch, "remove"),
+                            batch_size=self.track_limit)
+
+    def _membership(self, segment: str, batch: list[Member], change: str) -> list[Result]:
+        attribute = self.settings["segment_attribute"]
+        return self.track([(m.key, "attributes", {"external_id": m.member_id, attribute: {change: [segment]}})
+                           for m in batch])
 
     def _cohort_url(self, suffix: str = "") -> str:
         return url(self.settings["rest_endpoint"],
@@ -101,7 +145,10 @@ class BrazeHost(BrazeUsersTrack, AudienceConnector):
                 "client_secret": self.settings.get("client_secret")}
 
     def ensure_cohort(self, cohort_id: str, name: str, created_at: datetime | None = None) -> None:
-        """Create or rename the cohort in Braze (idempotent on `cohort_id`)."""
+        """Create or rename the cohort in Braze (idempotent on `cohort_id`); nothing to create
+        when membership is an attribute."""
+        if not self.uses_cohorts:
+            return
         body = {**self._cohort_auth(), "cohort_id": cohort_id, "name": name,
                 "created_at": braze_time(created_at, self.wall_clock())}
         self.raise_for_status(self.request("POST", self._cohort_url(), json=body))
@@ -122,8 +169,8 @@ class BrazeHost(BrazeUsersTrack, AudienceConnector):
 
     def update_users(self, attributes: Sequence[UserAttributes] = (),
                      events: Sequence[HostEvent] = ()) -> list[Result]:
-        """Write score/category attributes and change events, 75 objects per request."""
-        return self.deliver([*attributes, *events], self._track_batch, batch_size=TRACK_LIMIT)
+        """Write score/category attributes and change events, `track_objects_per_request` at a time."""
+        return self.deliver([*attributes, *events], self._track_batch, batch_size=self.track_limit)
 
     def _track_batch(self, batch: list, info: BatchInfo) -> list[Result]:
         objects = []
@@ -133,5 +180,6 @@ class BrazeHost(BrazeUsersTrack, AudienceConnector):
             else:
                 objects.append((item.key, "events", {
                     "external_id": item.user_id, "name": item.name,
-                    "time": braze_time(item.time, self.wall_clock()), "properties": dict(item.properties)}))
+                    "time": braze_time(item.time, self.wall_clock()),
+                    "properties": {k: v for k, v in item.properties.items() if v is not None}}))
         return self.track(objects)

@@ -4,7 +4,9 @@ Headers `X-CleverTap-Account-Id` and `X-CleverTap-Passcode`; the base URL is the
 region (e.g. https://in1.api.clevertap.com). CleverTap answers HTTP 200 even when records
 fail: they come back in `unprocessed` (`{"status":"fail","code":..,"error":..,"record":{..}}`)
 and each is a per-record failure. Audience membership is a multi-value profile property
-(`likely_segments` by default) changed with `$add` / `$remove`.
+(`likely_segments` by default) changed with `$add` / `$remove`. A 429 (too many concurrent
+requests) is retried no sooner than CleverTap asks: "Please try again after 10 minutes"
+(https://developer.clevertap.com/docs/api-errors), so the wait is left to the caller's queue.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ..base import AudienceConnector, BatchInfo, Connector, url
-from ..errors import FatalError
+from ..errors import FatalError, RetriableError
 from ..model import HostEvent, Member, Result, UserAttributes
+from ..policy import retry_after_seconds
 from ..settings import connector_schema, secret
 
 UPLOAD_LIMIT = 1000
 RETRYABLE_RECORD_CODES = {555}  # "Miscellaneous server error"
+CONCURRENCY_WAIT_SECONDS = 600.0
 
 COMMON = {
     "base_url": {"type": "string", "default": "https://api.clevertap.com",
@@ -44,6 +48,10 @@ class CleverTapUpload(Connector):
         """Upload (key, record) pairs; one Result per key."""
         response = self.request("POST", url(self.settings["base_url"], "/1/upload"),
                                 headers=self._headers(), data=json.dumps({"d": [r for _, r in records]}))
+        if response.status_code == 429:
+            asked = retry_after_seconds(response.headers, self.wall_clock()) or 0.0
+            raise RetriableError(f"http_429: {self.error_detail(response)}",
+                                 retry_after=max(asked, CONCURRENCY_WAIT_SECONDS))
         self.raise_for_status(response)
         answer = response.json()
         unprocessed = answer.get("unprocessed") or []

@@ -1,7 +1,12 @@
 """In-app messages through a CleverTap host: an event record on `/1/upload` carrying the message.
 
-The host's in-app campaign triggers on the event (`event_name`). CleverTap limits event
-property values to 512 bytes, so a longer value is refused before sending.
+What shows the message is the host's in-app campaign with a Live-behavior trigger on the event
+(`event_name`), rendered by CleverTap's SDK while the user is in the app; CleverTap lets only
+real-time events trigger live campaigns ("2 hours in the past and 2 minutes in the future",
+https://developer.clevertap.com/docs/events-object), so the event is stamped now. `sent` means
+CleverTap stored the event, not that a message was shown: docs/in-app-messages.md says what to
+set up and check once. CleverTap limits event property values to 512 bytes, so a longer value
+is refused before sending.
 """
 from __future__ import annotations
 

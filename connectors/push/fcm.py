@@ -2,8 +2,15 @@
 
 One request per device token, sent from a bounded thread pool. Data values are sent as
 strings and the notification+data payload is checked against FCM's 4,096-byte limit before
-sending. UNREGISTERED (404) marks the token invalid so the plugin never uses it again;
-INVALID_ARGUMENT is fatal for that message; 429/500/503 are retried honouring Retry-After.
+sending. Error mapping, after https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode
+and https://firebase.google.com/docs/cloud-messaging/error-codes:
+
+- UNREGISTERED (404), and INVALID_ARGUMENT (400) that blames the registration token, mark the
+  token invalid: the plugin retires it and tries the user's other devices;
+- any other INVALID_ARGUMENT or SENDER_ID_MISMATCH is fatal for that message;
+- QUOTA_EXCEEDED (429) waits for the quota window to refill: never less than a minute;
+- UNAVAILABLE (503) is retried honouring Retry-After; INTERNAL (500) may have been delivered,
+  so it is ambiguous (FCM does not de-duplicate: never resent within the call).
 """
 from __future__ import annotations
 
@@ -14,8 +21,8 @@ from typing import Any, Iterable
 from requests.adapters import HTTPAdapter
 
 from ..base import BatchInfo, MessageConnector, url
-from ..errors import (ConfigurationError, ConnectorError, FatalError, InvalidAddress,
-                      RetriableError)
+from ..errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
+                      InvalidAddress, RetriableError)
 from ..google_auth import ServiceAccountToken, google_rpc_error, request_with_token
 from ..model import Message, Result
 from ..policy import retry_after_seconds
@@ -24,7 +31,11 @@ from ..settings import connector_schema, secret
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 PAYLOAD_LIMIT = 4096
 RESERVED_DATA_KEYS = {"from", "notification", "message_type"}
-RETRY_CODES = {"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"}
+RETRY_CODES = {"QUOTA_EXCEEDED", "UNAVAILABLE"}
+# FCM: "retry using exponential backoff with a minimum initial delay of 1 minute" on QUOTA_EXCEEDED.
+QUOTA_WAIT_SECONDS = 60.0
+TOKEN_FIELD = "message.token"
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 
 
 class FcmPush(MessageConnector):
@@ -96,11 +107,17 @@ class FcmPush(MessageConnector):
         reason = f"http_{response.status_code}: {code or ''} {self.error_detail(response)}".strip()
         if code == "UNREGISTERED":
             raise InvalidAddress(f"unregistered: {self.error_detail(response)}")
+        if code == "INVALID_ARGUMENT" and _blames_token(response):
+            raise InvalidAddress(f"invalid_registration_token: {self.error_detail(response)}")
         if code in ("INVALID_ARGUMENT", "SENDER_ID_MISMATCH"):
             raise FatalError(reason)
+        asked = retry_after_seconds(response.headers, self.wall_clock())
+        if code == "QUOTA_EXCEEDED":
+            raise RetriableError(reason, retry_after=max(asked or 0.0, QUOTA_WAIT_SECONDS))
         if code in RETRY_CODES:
-            raise RetriableError(reason, retry_after=retry_after_seconds(response.headers,
-                                                                         self.wall_clock()))
+            raise RetriableError(reason, retry_after=asked)
+        if code == "INTERNAL":
+            raise AmbiguousError(reason, retry_after=asked)
         if code == "THIRD_PARTY_AUTH_ERROR":
             raise ConfigurationError(reason)
         self.raise_for_status(response)
@@ -131,6 +148,21 @@ def _as_string(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def _blames_token(response) -> bool:
+    """Whether a 400 INVALID_ARGUMENT is about the registration token, not the message.
+
+    FCM names a bad message field in a google.rpc.BadRequest detail; a token it cannot
+    parse comes back with only the FcmError detail and a message about the token.
+    """
+    error = google_rpc_error(response)
+    fields = [violation.get("field") for detail in error.get("details") or []
+              if isinstance(detail, dict) and detail.get("@type") == BAD_REQUEST
+              for violation in detail.get("fieldViolations") or [] if isinstance(violation, dict)]
+    if fields:
+        return all(field == TOKEN_FIELD for field in fields)
+    return "registration token" in str(error.get("message", "")).lower()
 
 
 def _fcm_code(response) -> str | None:

@@ -98,14 +98,17 @@ def email_address(attributes: Mapping[str, Any]) -> str | None:
 
 
 def member(external_id: str, attributes: Mapping[str, Any]) -> connectors.Member:
-    """A user as ad platforms and host cohorts know them (raw: the connector hashes)."""
+    """A user as ad platforms and host cohorts know them (raw: the connector hashes).
+
+    Which attribute feeds which key: docs/ads-identifiers.md."""
     def text(name: str) -> str | None:
         value = attributes.get(name)
         return value if isinstance(value, str) and value else None
     return connectors.Member(member_id=external_id, email=email_address(attributes), phone=text("phone"),
                              first_name=text("first_name"), last_name=text("last_name"),
                              city=text("city"), state=text("state"), zip=text("zip"),
-                             country=text("country"), madid=text("madid"), extern_id=external_id)
+                             country=text("country"), madid=text("madid"), extern_id=external_id,
+                             gender=text("gender"), date_of_birth=text("date_of_birth"))
 
 
 def push_tokens(attributes: Mapping[str, Any]) -> list[str]:

@@ -1,8 +1,11 @@
 """The delivery worker's body: claim due outbox rows, send them in connector batches, settle.
 
 `deliver_outbox(engine, worker_id, limit)` is one pass; the scheduler's worker loop calls it
-again and again. Each provider batch is settled as soon as its answer is in, so a crash loses
-at most the batch in flight — and that batch is sent again under the same idempotency keys.
+again and again. Each provider batch is marked in flight (committed) before its request and
+settled as soon as its answer is in, so a crash leaves at most the batch in flight undecided:
+the next pass settles it `unknown` — or queues it again where the destination de-duplicates on
+our key. An answer that leaves it open whether the provider took the message (read timeout,
+500) is the same ambiguity and settled the same way.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from connectors import AudienceConnector, Result
 from sqlalchemy import Connection, Engine, text, update
 
 from plugin.campaigns import breaker, channels, messages, pool
-from plugin.campaigns.outbox import LEASE_SECONDS, MAX_ATTEMPTS, Outcome, claim, settle
+from plugin.campaigns.outbox import (LEASE_SECONDS, MAX_ATTEMPTS, Outcome, claim, kept_claimed,
+                                     mark_in_flight, recover_in_flight, settle)
 from plugin.store import is_postgres, transaction
 from plugin.store.tables import dead_addresses, users
 from plugin.store.types import utcnow
@@ -31,12 +35,19 @@ def deliver_outbox(engine: Engine, worker_id: str = "worker", limit: int = 1000,
                    lease_seconds: int = LEASE_SECONDS) -> dict[str, int]:
     """One delivery pass over at most `limit` due rows; counts by outcome."""
     now_ts = int(time.time()) if now_ts is None else now_ts
+    recovered = recover_in_flight(engine, now_ts)
     with engine.connect() as conn:
         paused = breaker.open_connectors(conn, now_ts)
     token, rows = claim(engine, worker_id, limit, now_ts, paused, lease_seconds)
     counts: Counter = Counter(claimed=len(rows))
-    for workspace_id, group in groupby(sorted(rows, key=lambda r: r.workspace_id), key=lambda r: r.workspace_id):
-        _deliver_workspace(engine, token, workspace_id, list(group), now_ts, connector_options or {}, counts)
+    counts.update({k: v for k, v in recovered.items() if v})
+    if not rows:
+        return dict(counts)
+    with kept_claimed(engine, token, now_ts, lease_seconds):
+        for workspace_id, group in groupby(sorted(rows, key=lambda r: r.workspace_id),
+                                           key=lambda r: r.workspace_id):
+            _deliver_workspace(engine, token, workspace_id, list(group), now_ts, connector_options or {},
+                               counts)
     return dict(counts)
 
 
@@ -80,6 +91,8 @@ def _send(engine, token, workspace_id, connector, name, audience_id, items: list
     size = connector.batch_size
     for start in range(0, len(items), size):
         chunk = items[start:start + size]
+        with transaction(engine) as conn:  # committed before the request: a crash leaves a trace
+            mark_in_flight(conn, token, [p.row for p in chunk], resend_if_crashed=connector.deduplicates)
         if isinstance(connector, AudienceConnector):
             results = connector.add(audience_id, [p.item for p in chunk])
         else:
@@ -87,7 +100,7 @@ def _send(engine, token, workspace_id, connector, name, audience_id, items: list
         by_key = {r.key: r for r in results}
         outcomes, retired = [], []
         for p in chunk:
-            outcome, dead = _outcome(p, by_key.get(p.item.key), now_ts)
+            outcome, dead = _outcome(p, by_key.get(p.item.key), now_ts, connector)
             outcomes.append(outcome)
             if dead:
                 retired.append(p)
@@ -115,11 +128,15 @@ def _pause(engine, token, workspace_id, items: list, open_until: int, now_ts: in
     counts["paused"] += len(items)
 
 
-def _outcome(prepared: messages.Prepared, result: Result | None, now_ts: int) -> tuple[Outcome, bool]:
+def _outcome(prepared: messages.Prepared, result: Result | None, now_ts: int,
+             connector: connectors.Connector) -> tuple[Outcome, bool]:
     """The row's next state from the connector's result; True when its address must be retired."""
     row = prepared.row
     if result is None:
         result = Result.failed(prepared.item.key, "no_result_from_connector", retryable=True)
+    if result.status == "failed" and result.retryable and not connector.may_resend(result):
+        # The provider may have it and does not drop repeats: sending again could deliver twice.
+        return Outcome(*_key(row), "unknown", f"provider_answer_unknown: {result.reason}"), False
     if result.status == "sent":
         return Outcome(*_key(row), "sent", provider_id=result.provider_id), False
     if result.status == "skipped":

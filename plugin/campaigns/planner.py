@@ -23,7 +23,8 @@ from plugin.campaigns import bands, channels, keys
 from plugin.store import bulk_cache, is_postgres
 from plugin.store.tables import campaign_runs, outbox, scores, users
 
-COUNTED_STATUSES = ("pending", "sent", "failed", "held")  # messages that count toward a cap
+# Messages that count toward a cap: in flight and unknown ones may have reached the user.
+COUNTED_STATUSES = ("pending", "sending", "sent", "failed", "held", "unknown")
 DAY = 86_400
 PG_WORK_MEM = "256MB"
 COLUMNS = ("workspace_id", "campaign_id", "run_id", "tier", "user_id", "channel", "connector",

@@ -72,6 +72,7 @@ def campaign_results(conn: Connection, workspace_id: int, campaign_id: int, now_
 
 def _empty(name: str) -> dict:
     return {"tier": name, "targeted": 0, "pending": 0, "sent": 0, "failed": 0, "dead": 0, "held": 0,
+            "unknown": 0,
             "skipped": {}, "channels": {},
             "_groups": {"treatment": [0, 0, 0.0], "control": [0, 0, 0.0]}}
 
@@ -87,7 +88,8 @@ def _delivery_counts(conn: Connection, run_ids: list[int], tiers: list[dict]) ->
             continue
         tier = tiers[index]
         per_channel = tier["channels"].setdefault(channel, {"pending": 0, "sent": 0, "failed": 0, "dead": 0,
-                                                            "held": 0, "skipped": {}})
+                                                            "held": 0, "unknown": 0, "skipped": {}})
+        status = "pending" if status == "sending" else status  # in flight: not settled yet
         if status == "skipped":
             for bucket in (tier["skipped"], per_channel["skipped"]):
                 bucket[reason] = bucket.get(reason, 0) + n

@@ -162,7 +162,8 @@ def _human_results(data: dict) -> None:
     for t in data["tiers"]:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(t["skipped"].items())) or "none"
         click.echo(f"{t['tier']}: targeted {t['targeted']}, sent {t['sent']}, pending {t['pending']}, "
-                   f"failed {t['failed']}, dead {t['dead']}, held {t['held']}; skipped: {skipped}")
+                   f"failed {t['failed']}, dead {t['dead']}, held {t['held']}, unknown {t['unknown']}; "
+                   f"skipped: {skipped}")
         outcome = t.get("outcomes")
         if outcome and outcome["uplift"]:
             u = outcome["uplift"]
@@ -174,11 +175,14 @@ def _human_results(data: dict) -> None:
 @click.option("--worker-id", default=None, help="Defaults to host:pid.")
 @click.option("--limit", default=1000, show_default=True, type=int, help="Rows claimed per pass.")
 @click.option("--until-empty/--once", default=True, help="Repeat passes until nothing is due.")
-@click.option("--lease-seconds", default=300, show_default=True, type=int)
-def deliver_command(worker_id: str | None, limit: int, until_empty: bool, lease_seconds: int) -> None:
+@click.option("--lease-seconds", default=None, type=click.IntRange(min=3),
+              help="Claim lease, renewed while working [default: LIKELY_OUTBOX_LEASE_SECONDS, else 30].")
+def deliver_command(worker_id: str | None, limit: int, until_empty: bool, lease_seconds: int | None) -> None:
     """Deliver due outbox rows (all workspaces)."""
     from plugin.campaigns.delivery import deliver_outbox
-    engine = app_engine(load_app())
+    app = load_app()
+    engine = app_engine(app)
+    lease_seconds = lease_seconds or app.config["LIKELY"]["outbox_lease_seconds"]
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
     if until_empty:
         totals = _deliver_until_empty(engine, worker_id, limit, lease_seconds)
@@ -187,7 +191,7 @@ def deliver_command(worker_id: str | None, limit: int, until_empty: bool, lease_
     click.echo(json.dumps(totals))
 
 
-def _deliver_until_empty(engine, worker_id: str, limit: int, lease_seconds: int = 300) -> dict[str, int]:
+def _deliver_until_empty(engine, worker_id: str, limit: int, lease_seconds: int = 30) -> dict[str, int]:
     from plugin.campaigns.delivery import deliver_outbox
     totals: dict[str, int] = {}
     while True:

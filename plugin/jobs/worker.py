@@ -25,10 +25,11 @@ MAX_BACKOFF_SECONDS = 60.0
 
 
 def run(engine: Engine, *, poll_seconds: float, stop: threading.Event,
-        max_iterations: int | None = None, sleep: Callable[[float], bool] | None = None) -> dict[str, int]:
+        max_iterations: int | None = None, sleep: Callable[[float], bool] | None = None,
+        params: Mapping[str, Any] | None = None) -> dict[str, int]:
     """Deliver until `stop` is set; the batch in hand is always finished first.
 
-    `deliver_outbox(engine) -> {"claimed": n, ...}`: an empty claim means the outbox had nothing
+    `deliver_outbox(engine, **params) -> {"claimed": n, ...}`: an empty claim means the outbox had nothing
     due, so the loop waits `poll_seconds`; otherwise it goes straight on to the next batch.
     """
     deliver = registry.get(KIND)
@@ -40,7 +41,7 @@ def run(engine: Engine, *, poll_seconds: float, stop: threading.Event,
         started = time.perf_counter()
         try:
             with logs.log_context(job_kind=KIND, worker_iteration=totals["iterations"]):
-                counts = dict(deliver(engine) or {})
+                counts = dict(deliver(engine, **(params or {})) or {})
         except Exception as error:
             totals["errors"] += 1
             metrics.record_job_run(KIND, "failed", time.perf_counter() - started)
@@ -71,6 +72,7 @@ def run_until_signalled(engine: Engine, settings: Mapping[str, Any], poll_second
     signal.signal(signal.SIGINT, on_signal)
     poll = poll_seconds if poll_seconds is not None else settings["worker_poll_seconds"]
     log.info("worker started (poll every %ss)", poll)
-    totals = run(engine, poll_seconds=poll, stop=stop)
+    totals = run(engine, poll_seconds=poll, stop=stop,
+                 params={"lease_seconds": settings["outbox_lease_seconds"]})
     log.info("worker stopped", extra={"totals": totals})
     return totals

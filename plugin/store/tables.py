@@ -332,8 +332,9 @@ campaign_runs = Table(
 # The durable outbox: one row per (run, user, channel) — its primary key, from which the
 # idempotency key is derived — written before anything is sent. No surrogate id and no
 # foreign keys: a run writes up to millions of rows in one statement, in user order, so every
-# index grows at its end. status: pending -> sent | failed (due again at next_attempt_at)
-# | dead | skipped (reason) | held (configuration problem).
+# index grows at its end. status: pending -> sending (request in flight) -> sent | failed (due
+# again at next_attempt_at) | dead | skipped (reason) | held (configuration problem) | unknown
+# (a crash or an ambiguous answer: the provider may have it; never sent again).
 outbox = Table(
     "outbox", metadata,
     Column("run_id", Integer, primary_key=True),
@@ -358,6 +359,9 @@ outbox = Table(
     Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'failed')"),
           sqlite_where=text("status IN ('pending', 'failed')")),
     Index("ix_outbox_user_campaign", "user_id", "campaign_id"),
+    # Rows a worker marked in flight: a crashed worker's are found by their expired lease.
+    Index("ix_outbox_in_flight", "claim_expires", postgresql_where=text("status = 'sending'"),
+          sqlite_where=text("status = 'sending'")),
 )
 
 # Addresses and device tokens a provider called invalid: never used again. Kept as SHA-256

@@ -44,7 +44,9 @@ class ConnectorContract:
 
     def arrange_error(self, transport, kind: str, *, retry_after: float | None = None,
                       message: str = "error") -> None:
-        """Arrange one failing call; kind is server | throttle | bad_request | unauthorized | timeout."""
+        """Arrange one failing call; kind is server | throttle | bad_request | unauthorized | timeout
+        (nothing reached the provider) | read_timeout | ambiguous (the provider may have acted on
+        it: its documented 500). Unsupported kinds: raise pytest.skip."""
         raise NotImplementedError
 
     def arrange_check(self, transport, ok: bool) -> None:
@@ -129,6 +131,22 @@ class ConnectorContract:
         self.arrange_ok(transport)
         [result] = self.deliver(self.make_connector(fake_time), self.make_items(1))
         assert result.status == "sent" and result.attempts == 2
+
+    @pytest.mark.parametrize("kind", ["read_timeout", "ambiguous"])
+    def test_ambiguous_failure_is_resent_only_where_the_provider_deduplicates(self, transport, fake_time,
+                                                                             kind):
+        """A request the provider may have accepted is not sent again within the call unless the
+        provider drops a repeat of our key: a second copy would reach the recipient."""
+        connector = self.make_connector(fake_time)
+        self.arrange_error(transport, kind)
+        if connector.deduplicates:
+            self.arrange_ok(transport)
+        [result] = self.deliver(connector, self.make_items(1))
+        if connector.deduplicates:
+            assert result.status == "sent" and result.attempts == 2
+        else:
+            assert result.status == "failed" and result.ambiguous and result.retryable
+            assert result.attempts == 1 and fake_time.sleeps == []
 
     def test_client_error_is_not_retried(self, transport, fake_time):
         self.arrange_error(transport, "bad_request")

@@ -159,7 +159,7 @@ def test_exhausted_window_on_a_2xx_pauses_before_the_next_request(http, fake_tim
                                                        "X-RateLimit-Reset": reset})
     http.add(responses.POST, url, status=202)
     sender = connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c"}, **fake_time.kwargs())
-    message = dict(recipient_id="u", address="u@x.com", text="t", unsubscribe_url="https://x/u")
+    message = dict(recipient_id="u", address="u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")
     sender.send([Message(idempotency_key="1", **message)])
     sender.send([Message(idempotency_key="2", **message)])
     assert fake_time.sleeps == [pytest.approx(6, abs=1)]
@@ -169,7 +169,7 @@ def test_every_call_has_a_timeout(http, fake_time):
     http.add(responses.POST, "https://api.sendgrid.com/v3/mail/send", status=202)
     sender = connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c", "timeout_seconds": 7},
                                       **fake_time.kwargs())
-    sender.send([Message("a", "u", "u@x.com", text="t", unsubscribe_url="https://x/u")])
+    sender.send([Message("a", "u", "u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")])
     assert http.calls[0].request.req_kwargs["timeout"] == (5.0, 7.0)
 
 
@@ -248,3 +248,57 @@ def test_connector_is_a_context_manager_that_closes_its_session(fake_time):
     with toy(fake_time) as connector:
         connector.session.close = lambda: closed.append(True)
     assert closed == [True]
+
+
+def _loopback_sendgrid(port: int, fake_time, **settings):
+    return connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c", "max_attempts": 2,
+                                     "base_url": f"http://127.0.0.1:{port}", **settings}, **fake_time.kwargs())
+
+
+def _email():
+    return Message("key-1", "u", "u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")
+
+
+def test_a_refused_connection_never_reached_the_provider_and_is_retried(fake_time):
+    """Nothing listens on the port: no byte of the request left us, so sending again is safe."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before the request
+    [result] = _loopback_sendgrid(port, fake_time).send([_email()])
+    assert result.status == "failed" and result.retryable and not result.ambiguous
+    assert result.attempts == 2  # retried within the call
+
+
+def test_a_read_timeout_after_sending_is_ambiguous_and_not_resent(fake_time):
+    """The provider took the whole request and never answered (a loopback server that reads and
+    stays silent): it may have accepted it, and SendGrid does not de-duplicate."""
+    import socket
+    import threading
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    done = threading.Event()
+
+    def silent():
+        while not done.is_set():
+            try:
+                server.settimeout(0.2)
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            received.append(conn.recv(65536))
+            done.wait(5)
+            conn.close()
+
+    thread = threading.Thread(target=silent, daemon=True)
+    thread.start()
+    try:
+        [result] = _loopback_sendgrid(server.getsockname()[1], fake_time, timeout_seconds=1).send([_email()])
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+    assert result.status == "failed" and result.ambiguous and result.attempts == 1
+    assert received and received[0].startswith(b"POST /v3/mail/send")  # it did reach the provider

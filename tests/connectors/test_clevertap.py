@@ -36,6 +36,8 @@ def host(fake_time, **overrides):
 class TestCleverTapContract(ConnectorContract):
     batch_limit = 1000
     secrets = (PASSCODE,)
+    # A 429 waits CleverTap's documented ten minutes whatever Retry-After says (tested below).
+    supports_retry_after = False
 
     def make_connector(self, fake_time, **overrides):
         return host(fake_time, **overrides)
@@ -52,8 +54,12 @@ class TestCleverTapContract(ConnectorContract):
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
             transport.add(responses.POST, UPLOAD, body=requests.ConnectTimeout("timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, UPLOAD, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
             transport.add(ct_fail(503, f"Service Unavailable {message}"))
+        elif kind == "ambiguous":
+            transport.add(ct_fail(500, f"Internal Server Error {message}"))
         elif kind == "throttle":
             transport.add(ct_fail(429, f"Too many concurrent requests {message}",
                                   headers={"Retry-After": str(int(retry_after))}))
@@ -150,3 +156,13 @@ def test_in_app_value_over_512_bytes_is_refused(http, fake_time):
     [result] = connector.send([Message("k", "u", "u", subject="Hi", html="<p>" + "x" * 600 + "</p>")])
     assert result.status == "failed" and result.reason == "property_too_long: html"
     assert len(http.calls) == 0
+
+
+def test_too_many_concurrent_requests_waits_ten_minutes(http, fake_time):
+    """CleverTap's 429: "Too many requests were made concurrently. ... Please try again after 10
+    minutes." (https://developer.clevertap.com/docs/api-errors). No in-call retry seconds later:
+    the item comes back retryable no sooner than 600 s."""
+    http.add(ct_fail(429, "Too many concurrent requests", headers={"Retry-After": "2"}))
+    [result] = host(fake_time).update_users(attributes=[UserAttributes("a0", "u0", {"s": 1})])
+    assert result.status == "failed" and result.retryable and result.retry_after >= 600
+    assert result.attempts == 1 and fake_time.sleeps == []

@@ -36,6 +36,7 @@ def push(i: int, **changes) -> Message:
 
 class TestFcmContract(ConnectorContract):
     batch_limit = 1  # FCM v1 takes one message per request
+    throttle_wait = 60.0  # QUOTA_EXCEEDED: at least a minute, whatever Retry-After says
     secrets = (PRIVATE_KEY.splitlines()[1], ACCESS_TOKEN)
 
     @pytest.fixture
@@ -64,7 +65,11 @@ class TestFcmContract(ConnectorContract):
         self._token(transport)
         if kind == "timeout":
             transport.add(responses.POST, SEND, body=requests.ConnectTimeout("timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, SEND, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
+            transport.add(fcm_error(503, "UNAVAILABLE", message, "UNAVAILABLE"))
+        elif kind == "ambiguous":
             transport.add(fcm_error(500, "INTERNAL", message, "INTERNAL"))
         elif kind == "throttle":
             transport.add(fcm_error(429, "RESOURCE_EXHAUSTED", message, "QUOTA_EXCEEDED",
@@ -115,27 +120,66 @@ def test_unregistered_token_is_marked_invalid(http, fake_time):
     assert result.reason.startswith("unregistered")
 
 
-def test_invalid_argument_is_fatal_for_that_message_only(http, fake_time):
+def test_a_token_fcm_calls_invalid_is_retired_like_an_unregistered_one(http, fake_time):
+    """FCM's documented answer for a bad token: 400 INVALID_ARGUMENT, FcmError errorCode
+    INVALID_ARGUMENT, "The registration token is not a valid FCM registration token" (Example 2 of
+    https://firebase.google.com/docs/cloud-messaging/error-codes). The token is dead: the plugin
+    must retire it and try the user's other devices, as for UNREGISTERED."""
     token_ok(http)
     http.add(fcm_error(400, "INVALID_ARGUMENT",
                        "The registration token is not a valid FCM registration token",
                        "INVALID_ARGUMENT"))
     http.add(responses.POST, SEND, json={"name": "projects/likely-test/messages/2"})
     results = connector(fake_time, concurrency=1).send([push(1), push(2)])
-    assert results[0].status == "failed" and not results[0].retryable
-    assert not results[0].invalid_address and "not a valid FCM registration token" in results[0].reason
+    assert results[0].status == "failed" and results[0].invalid_address and not results[0].retryable
+    assert results[0].reason.startswith("invalid_registration_token")
     assert results[1].status == "sent"
 
 
-@pytest.mark.parametrize("status,canonical,code", [(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
-                                                   (500, "INTERNAL", "INTERNAL"),
-                                                   (503, "UNAVAILABLE", "UNAVAILABLE")])
-def test_quota_and_server_errors_are_retried(http, fake_time, status, canonical, code):
+def test_an_invalid_message_field_is_fatal_for_that_message_and_keeps_the_token(http, fake_time):
+    """Example 1 of https://firebase.google.com/docs/cloud-messaging/error-codes: a bad value in
+    the message, named by a google.rpc.BadRequest field violation. The token is fine."""
     token_ok(http)
-    http.add(fcm_error(status, canonical, "try later", code, headers={"Retry-After": "3"}))
+    http.add(responses.POST, SEND, status=400, json={"error": {
+        "code": 400, "message": "Invalid value at 'message.data[0].value' (TYPE_STRING), 12",
+        "status": "INVALID_ARGUMENT", "details": [{
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": "message.data[0].value",
+                                 "description": "Invalid value at 'message.data[0].value' (TYPE_STRING), 12"}]}]}})
+    [result] = connector(fake_time).send([push(1)])
+    assert result.status == "failed" and not result.retryable and not result.invalid_address
+
+
+def test_quota_exceeded_waits_for_the_quota_window_not_a_second(http, fake_time):
+    """QUOTA_EXCEEDED (429): "retry using exponential backoff with a minimum initial delay of
+    1 minute" (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode). A Retry-After
+    of 3 s, or none, must not bring the retry forward."""
+    token_ok(http)
+    http.add(fcm_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED",
+                       headers={"Retry-After": "3"}))
+    http.add(fcm_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED"))
+    [result] = connector(fake_time, max_attempts=2).send([push(1)])
+    assert fake_time.sleeps and min(fake_time.sleeps) >= 60
+    assert result.status == "failed" and result.retryable and result.retry_after >= 60
+
+
+def test_unavailable_is_retried_honouring_retry_after(http, fake_time):
+    """UNAVAILABLE (503): the server is overloaded and did not take the message; retry after the
+    Retry-After it sends (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode)."""
+    token_ok(http)
+    http.add(fcm_error(503, "UNAVAILABLE", "try later", "UNAVAILABLE", headers={"Retry-After": "3"}))
     http.add(responses.POST, SEND, json={"name": "projects/likely-test/messages/3"})
     [result] = connector(fake_time).send([push(1)])
     assert result.status == "sent" and result.attempts == 2 and fake_time.sleeps[0] >= 3
+
+
+def test_internal_error_may_have_delivered_and_is_not_resent(http, fake_time):
+    """INTERNAL (500) "an unknown internal error occurred": FCM may have delivered the message and
+    does not de-duplicate, so it is ambiguous, never resent within the call."""
+    token_ok(http)
+    http.add(fcm_error(500, "INTERNAL", "Internal error encountered.", "INTERNAL"))
+    [result] = connector(fake_time).send([push(1)])
+    assert result.status == "failed" and result.ambiguous and result.attempts == 1
 
 
 def test_permission_denied_is_a_configuration_error(http, fake_time):

@@ -62,8 +62,12 @@ class TestGoogleContract(ConnectorContract):
         self._token(transport)
         if kind == "timeout":
             transport.add(responses.POST, INGEST, body=requests.ConnectTimeout("timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, INGEST, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
             transport.add(rpc_error(503, "UNAVAILABLE", message))
+        elif kind == "ambiguous":
+            transport.add(rpc_error(500, "INTERNAL", message))
         elif kind == "throttle":
             transport.add(rpc_error(429, "RESOURCE_EXHAUSTED", message,
                                     headers={"Retry-After": str(int(retry_after))}))
@@ -147,3 +151,23 @@ def test_mobile_ids_when_no_contact_info(http, fake_time):
     connector(fake_time).add("7090123456", [Member(member_id="u1", madid="AECE52E7-03EE-455A")])
     body = json.loads(http.calls[1].request.body)
     assert body["audienceMembers"] == [{"mobileData": {"mobileIds": ["AECE52E7-03EE-455A"]}}]
+
+
+def test_one_data_type_per_request_so_an_app_only_user_fails_alone(http, fake_time):
+    """Data Manager refuses a whole request that mixes `userData` and `mobileData` members
+    (ErrorReason MULTIPLE_DATA_TYPES_NOT_ALLOWED,
+    https://developers.google.com/data-manager/api/reference/rest/v1/ErrorReason): contact members
+    and app-only members go in separate ingest requests, and a refusal of one leaves the other."""
+    token_ok(http)
+    http.add(responses.POST, INGEST, json={"requestId": "r-users"})
+    http.add(rpc_error(400, "INVALID_ARGUMENT", "There was a problem with the request.", [
+        {"field": "audience_members.audience_members[0].mobile_data.mobile_ids",
+         "description": "Mobile id is not valid.", "reason": "INVALID_MOBILE_ID_FORMAT"}]))
+    members = [Member(member_id="u0", email="a@example.com"), Member(member_id="app", madid="not-an-id"),
+               Member(member_id="u2", phone="+18005550100")]
+    results = connector(fake_time).add("7090123456", members)
+    bodies = [json.loads(c.request.body) for c in http.calls if c.request.url == INGEST]
+    assert [{next(iter(m)) for m in b["audienceMembers"]} for b in bodies] == [{"userData"}, {"mobileData"}]
+    assert len(bodies[0]["audienceMembers"]) == 2
+    assert [(r.key, r.status) for r in results] == [("u0", "sent"), ("app", "failed"), ("u2", "sent")]
+    assert not results[1].retryable

@@ -48,6 +48,21 @@ def test_google_documented_formats():
     assert google_email("jane.doe@googlemail.com") == "janedoe@googlemail.com"
     assert google_email("jane.doe@example.com") == "jane.doe@example.com"  # dots kept elsewhere
     assert google_email("j ane@example.com") == "jane@example.com"  # intermediate whitespace too
+    # The +suffix rule of https://developers.google.com/data-manager/api/devguides/concepts/formatting:
+    assert google_email("cloudy.sanfrancisco+shopping@gmail.com") == "cloudysanfrancisco@gmail.com"
+    assert google_email("Jane.Doe+news@googlemail.com") == "janedoe@googlemail.com"
+    assert google_email("user.name+NYC@Example.com") == "user.name+nyc@example.com"  # kept elsewhere
+
+
+def test_meta_gender_and_date_of_birth_keys():
+    """GEN 'f'/'m'; DOBY 'YYYY', DOBM 'MM', DOBD 'DD', all SHA-256 (Meta, "Hashing and Normalizing
+    Data", https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences)."""
+    assert meta_value("GEN", " Female ") == sha256_hex("f") and meta_value("GEN", "M") == sha256_hex("m")
+    assert meta_value("GEN", "unknown") == ""  # never a guess
+    assert meta_value("DOBY", "1987-03-09") == sha256_hex("1987")
+    assert meta_value("DOBM", "1987-3-9") == sha256_hex("03")
+    assert meta_value("DOBD", "1987-03-09T00:00:00Z") == sha256_hex("09")
+    assert meta_value("DOBM", "09/03/1987") == "" and meta_value("DOBD", "1987-13-40") == ""
 
 
 def test_phone_hashes_differ_between_meta_and_google():

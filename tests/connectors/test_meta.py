@@ -67,7 +67,11 @@ class TestMetaContract(ConnectorContract):
 
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
+            transport.add(responses.POST, USERS, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
             transport.add(responses.POST, USERS, body=requests.ConnectionError("reset by peer"))
+        elif kind == "ambiguous":
+            pytest.skip("Graph errors are classified by their code, not the HTTP status")
         elif kind == "server":
             transport.add(graph_error(500, 2, message, is_transient=True))
         elif kind == "throttle":
@@ -167,3 +171,18 @@ def test_member_without_identifiers_is_skipped(http, fake_time):
     results = connector(fake_time).add("23851234567890123", [Member(member_id="nobody"), member(2)])
     assert results[0].status == "skipped" and results[0].reason == "no_identifiers"
     assert len(json.loads(http.calls[0].request.body)["payload"]["data"]) == 1
+
+
+def test_gender_and_date_of_birth_travel_as_gen_doby_dobm_dobd(http, fake_time):
+    """Meta's multi-key schema takes GEN, DOBY, DOBM and DOBD, normalised and SHA-256-hashed
+    (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences)."""
+    ok(http)
+    people = [Member(member_id="a", email="a@example.com", gender="female", date_of_birth="1990-07-04"),
+              Member(member_id="b", email="b@example.com")]
+    connector(fake_time).add("23851234567890123", people)
+    payload = json.loads(http.calls[0].request.body)["payload"]
+    assert payload["schema"] == ["EMAIL", "GEN", "DOBY", "DOBM", "DOBD"]
+    first, second = (dict(zip(payload["schema"], row)) for row in payload["data"])
+    assert (first["GEN"], first["DOBY"], first["DOBM"], first["DOBD"]) == (
+        sha256_hex("f"), sha256_hex("1990"), sha256_hex("07"), sha256_hex("04"))
+    assert second["GEN"] == second["DOBY"] == ""  # a member without them leaves them empty

@@ -48,7 +48,11 @@ class TestSendgridContract(ConnectorContract):
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         if kind == "timeout":
             transport.add(responses.POST, SEND, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
+            transport.add(responses.POST, SEND, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
+            transport.add(sendgrid_error(503, message))
+        elif kind == "ambiguous":
             transport.add(sendgrid_error(500, message))
         elif kind == "throttle":
             reset = int(self.fake_time.wall_clock() + retry_after)
@@ -161,3 +165,48 @@ def test_a_later_request_failing_never_unsends_an_earlier_one(http, fake_time):
     results = TestSendgridContract().make_connector(fake_time).send([message(1), big])
     assert results[0].status == "sent" and results[0].provider_id == "first"
     assert results[1].status == "failed" and results[1].configuration_error
+
+
+def test_an_empty_subject_is_skipped_before_any_request(http, fake_time):
+    """SendGrid requires a subject of at least one character
+    (https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send, `subject`): an empty
+    rendered subject would get the whole request refused, so that message is skipped alone."""
+    http.add(responses.POST, SEND, status=202, headers={"X-Message-Id": "ok"})
+    results = TestSendgridContract().make_connector(fake_time).send(
+        [message(0), message(1, subject="  "), message(2, subject=None)])
+    assert [(r.status, r.reason) for r in results] == [("sent", None), ("skipped", "empty_subject"),
+                                                      ("skipped", "empty_subject")]
+    assert len(json.loads(http.calls[0].request.body)["personalizations"]) == 1
+
+
+def test_a_dynamic_template_brings_its_own_subject(http, fake_time):
+    http.add(responses.POST, SEND, status=202, headers={"X-Message-Id": "ok"})
+    [result] = TestSendgridContract().make_connector(fake_time, template_id="d-123").send(
+        [message(0, subject=None)])
+    assert result.status == "sent"
+
+
+def test_a_400_naming_no_recipient_is_split_until_the_bad_message_fails_alone(fake_time):
+    """SendGrid refuses a whole request with 400 `{"errors": [{"field", "message", "help"}]}`
+    (https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/errors),
+    not always naming the personalization at fault. The fake refuses every request carrying the
+    bad message, like SendGrid would; the other messages must still go out, each once."""
+    bad = "user5@example.com"
+    delivered: list[str] = []
+
+    def sendgrid(request):
+        emails = [p["to"][0]["email"] for p in json.loads(request.body)["personalizations"]]
+        if bad in emails:
+            return 400, {}, json.dumps({"errors": [{"message": "Invalid type. Expected: string",
+                                                    "field": None, "help": None}]})
+        delivered.extend(emails)
+        return 202, {"X-Message-Id": f"m{len(delivered)}"}, ""
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, SEND, callback=sendgrid)
+        results = TestSendgridContract().make_connector(fake_time).send([message(i) for i in range(8)])
+        requests_made = len(rsps.calls)
+    assert [r.status for r in results] == ["sent"] * 5 + ["failed"] + ["sent"] * 2
+    assert not results[5].retryable and results[5].attempts == 1
+    assert sorted(delivered) == sorted(f"user{i}@example.com" for i in range(8) if i != 5)
+    assert requests_made <= 2 * 3 + 1  # a bisection, not one request per message

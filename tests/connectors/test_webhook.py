@@ -40,8 +40,12 @@ class TestWebhookContract(ConnectorContract):
     def arrange_error(self, transport, kind, *, retry_after=None, message="error"):
         body = {"error": message}
         if kind == "timeout":
+            transport.add(responses.POST, URL, body=requests.ConnectTimeout("connect timed out"))
+        elif kind == "read_timeout":
             transport.add(responses.POST, URL, body=requests.ReadTimeout("read timed out"))
         elif kind == "server":
+            transport.add(responses.POST, URL, status=503, json=body)
+        elif kind == "ambiguous":
             transport.add(responses.POST, URL, status=502, json=body)
         elif kind == "throttle":
             transport.add(responses.POST, URL, status=429, json=body,

@@ -75,7 +75,7 @@ def test_the_worker_command_refuses_to_start_without_an_outbox(database_url, iso
 def test_the_worker_process_polls_and_stops_cleanly_on_sigterm(database_url, tmp_path):
     marker = tmp_path / "batches"
     env = {**os.environ, "LIKELY_DATABASE_URL": database_url, "LIKELY_JOB_MODULES": "tests.plugin.fake_outbox",
-           "LIKELY_TEST_WORKER_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
+           "LIKELY_TEST_WORKER_MARKER": str(marker), "PYTHONPATH": str(ROOT), "LIKELY_OUTBOX_LEASE_SECONDS": "9"}
     log = tmp_path / "worker.log"
     process = subprocess.Popen([LIKELY, "worker", "--poll-seconds", "0.05"], env=env, cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
@@ -85,5 +85,6 @@ def test_the_worker_process_polls_and_stops_cleanly_on_sigterm(database_url, tmp
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
     assert code == 0
+    assert set(marker.read_text().splitlines()) == {"batch lease_seconds=9"}  # the short lease setting
     messages = [json.loads(line)["message"] for line in log.read_text().splitlines() if line.startswith("{")]
     assert messages[-1] == "worker stopped" and any("SIGTERM" in m for m in messages)

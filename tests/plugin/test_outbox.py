@@ -77,13 +77,13 @@ def test_a_pass_sends_due_rows_in_provider_batches_and_records_them(engine, worl
 def test_a_failed_send_is_retried_later_with_backoff_then_sent(engine, world):
     plan(engine, world)
     with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, SEND, status=500, json={"errors": [{"message": "boom"}]})
+        rsps.add(responses.POST, SEND, status=503, json={"errors": [{"message": "not available"}]})
         assert deliver_outbox(engine, "w1", 100, now_ts=NOW) == {"claimed": 12, "failed": 12}
     rows = state(engine)
     first_retry = {r.next_attempt_at for r in rows.values()}
     assert all(NOW + 15 <= t <= NOW + 30 for t in first_retry)  # 30 s base, equal jitter
     assert {(r.status, r.attempts) for r in rows.values()} == {("failed", 1)}
-    assert "http_500" in next(iter(rows.values())).reason
+    assert "http_503" in next(iter(rows.values())).reason
     assert deliver_outbox(engine, "w1", 100, now_ts=NOW + 10) == {"claimed": 0}  # not yet due
     with responses.RequestsMock() as rsps:
         accepted(rsps)
@@ -282,12 +282,24 @@ def unregistered():
                                    "errorCode": "UNREGISTERED"}]}}
 
 
-def test_an_invalid_push_token_is_retired_and_the_next_device_is_tried(engine, world):
+def not_a_valid_token():
+    """FCM's documented answer for a token it cannot use (Example 2 of
+    https://firebase.google.com/docs/cloud-messaging/error-codes)."""
+    return {"error": {"code": 400, "message": "The registration token is not a valid FCM registration token",
+                      "status": "INVALID_ARGUMENT",
+                      "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                   "errorCode": "INVALID_ARGUMENT"}]}}
+
+
+@pytest.mark.parametrize("answer", [(404, unregistered), (400, not_a_valid_token)],
+                         ids=["UNREGISTERED", "INVALID_ARGUMENT"])
+def test_an_invalid_push_token_is_retired_and_the_next_device_is_tried(engine, world, answer):
+    status, body = answer
     push_world(engine, world, {"u0": ["old-token", "dead-token"], "u1": ["only-token"]})
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         token_ok(rsps)
-        rsps.add(responses.POST, FCM, status=404, json=unregistered())
-        rsps.add(responses.POST, FCM, status=404, json=unregistered())
+        rsps.add(responses.POST, FCM, status=status, json=body())
+        rsps.add(responses.POST, FCM, status=status, json=body())
         first = deliver_outbox(engine, "w1", 100, now_ts=NOW, connector_options=NO_SLEEP)
         rsps.add(responses.POST, FCM, json={"name": "projects/likely-test/messages/1"})
         second = deliver_outbox(engine, "w1", 100, now_ts=NOW, connector_options=NO_SLEEP)
@@ -329,6 +341,31 @@ def test_ads_rows_add_users_to_the_tiers_audience(engine, world):
         assert deliver_outbox(engine, "w1", 100, now_ts=NOW) == {"claimed": 12, "sent": 12}
         payload = json.loads(rsps.calls[0].request.body)["payload"]
     assert len(payload["data"]) == 12 and "EMAIL" in payload["schema"]
+
+
+def test_gender_and_date_of_birth_attributes_feed_metas_keys(engine, world):
+    """The documented attribute names (docs/ads-identifiers.md): `gender` -> GEN, `date_of_birth`
+    (YYYY-MM-DD) -> DOBY/DOBM/DOBD, hashed per Meta
+    (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences)."""
+    from connectors.hashing import sha256_hex
+    with transaction(engine) as conn:
+        conn.execute(update(users).where(users.c.id == world["ids"]["u0"]).values(attributes={
+            "email": "u0@example.com", "gender": "F", "date_of_birth": "1991-12-24"}))
+    cd.set_settings(engine, world["ws"], connectors={"meta_custom_audience": {
+        "enabled": True, "access_token": "EAAB-meta-token-123456", "max_attempts": 1}})
+    tier = {"name": "High", "band": {"categories": ["High"]}, "channels": [
+        {"channel": "ads", "connector": "meta_custom_audience", "audience_id": "23850000000001"}]}
+    plan(engine, world, tiers=[tier])
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, "https://graph.facebook.com/v25.0/23850000000001/users",
+                 json={"audience_id": "23850000000001", "session_id": 77, "num_received": 12,
+                       "num_invalid_entries": 0})
+        deliver_outbox(engine, "w1", 100, now_ts=NOW)
+        payload = json.loads(rsps.calls[0].request.body)["payload"]
+    rows = [dict(zip(payload["schema"], row)) for row in payload["data"]]
+    [u0] = [r for r in rows if r["EMAIL"] == sha256_hex("u0@example.com")]
+    assert (u0["GEN"], u0["DOBY"], u0["DOBM"], u0["DOBD"]) == (
+        sha256_hex("f"), sha256_hex("1991"), sha256_hex("12"), sha256_hex("24"))
 
 
 def test_each_workspace_delivers_with_its_own_settings(engine, world):

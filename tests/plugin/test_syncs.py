@@ -142,7 +142,29 @@ def test_members_the_provider_refused_are_retried_by_the_next_sync(engine, world
     assert [entry["status"] for entry in log] == ["ok", "partial"]
 
 
-def test_a_host_cohort_destination_through_braze(engine, world):
+def test_braze_segment_membership_is_a_custom_array_attribute_by_default(engine, world):
+    """Every Braze customer can write `/users/track`: membership is `{"add": [segment]}` on a
+    custom array attribute (https://www.braze.com/docs/api/objects_filters/user_attributes_object/),
+    which Braze's segment builder filters on; no cohort, no partner keys."""
+    cd.set_settings(engine, world["ws"], connectors={"braze": {
+        "enabled": True, "rest_endpoint": REST, "api_key": "braze-key-123456", "max_attempts": 1}})
+    dest = syncs.attach(engine, world["ws"], world["segment"], "braze", "likely-buyers")
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{REST}/users/track", status=201,
+                 json={"message": "success", "attributes_processed": 5})
+        log = syncs.sync_destination(engine, world["ws"], world["segment"], dest["id"])
+        calls = len(rsps.calls)
+        body = json.loads(rsps.calls[0].request.body)
+    assert log["added"] == 5 and calls == 1
+    assert sorted(a["external_id"] for a in body["attributes"]) == [f"u{i}" for i in range(5, 10)]
+    assert all(a["likely_segments"] == {"add": ["likely-buyers"]} for a in body["attributes"])
+
+
+def test_a_host_cohort_destination_through_braze_for_partners(engine, world):
+    settings = {"enabled": True, "rest_endpoint": REST, "api_key": "braze-key-123456", "max_attempts": 1,
+                "segment_membership": "cohort", "partner_api_key": "partner-key-123456",
+                "client_secret": "client-secret-123456"}
+    cd.set_settings(engine, world["ws"], connectors={"braze": settings})
     dest = syncs.attach(engine, world["ws"], world["segment"], "braze", "likely-buyers")
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, f"{REST}/partners/likely/cohorts", status=201, json={"message": "success"})

@@ -82,6 +82,10 @@ def upgrade() -> None:
     due = sa.text("status IN ('pending', 'failed')")
     op.create_index("ix_outbox_due", "outbox", ["next_attempt_at"], postgresql_where=due, sqlite_where=due)
     op.create_index("ix_outbox_user_campaign", "outbox", ["user_id", "campaign_id"])
+    # Rows marked in flight before their request is sent; a pass settles the expired ones.
+    in_flight = sa.text("status = 'sending'")
+    op.create_index("ix_outbox_in_flight", "outbox", ["claim_expires"],
+                    postgresql_where=in_flight, sqlite_where=in_flight)
     op.create_table(
         "dead_addresses",
         sa.Column("workspace_id", sa.Integer, nullable=False),
