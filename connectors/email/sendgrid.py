@@ -14,6 +14,7 @@ from typing import Iterable
 from ..base import BatchInfo, MessageConnector, url
 from ..errors import ConfigurationError, ConnectorError, FatalError
 from ..model import Message, Result
+from ..net import provider_url
 from ..settings import connector_schema, secret
 from .common import check_email, html_body, text_body, unsubscribe_headers
 
@@ -22,6 +23,8 @@ TEXT_TAG, HTML_TAG = "-likely_text-", "-likely_html-"
 # personalization object." Bigger messages go out in a request of their own with literal content.
 SUBSTITUTIONS_LIMIT = 10_000
 _PERSONALIZATION = re.compile(r"^personalizations\.(\d+)")
+# The global API host and the EU data residency host (subusers in the EU region).
+HOSTS = ["api.sendgrid.com", "api.eu.sendgrid.com"]
 
 
 class SendgridEmail(MessageConnector):
@@ -34,8 +37,8 @@ class SendgridEmail(MessageConnector):
         "from_name": {"type": "string", "title": "From name"},
         "reply_to": {"type": "string", "title": "Reply-to address"},
         "template_id": {"type": "string", "title": "Dynamic template id (optional)"},
-        "base_url": {"type": "string", "default": "https://api.sendgrid.com",
-                     "title": "API base URL (EU: https://api.eu.sendgrid.com)"},
+        "base_url": provider_url(HOSTS, default="https://api.sendgrid.com",
+                                 title="API base URL (EU: https://api.eu.sendgrid.com)"),
     }, required=["api_key", "from_email"])
 
     @property
