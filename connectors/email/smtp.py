@@ -95,7 +95,7 @@ class SmtpEmail(MessageConnector):
         return Result.sent(key, email["Message-ID"])
 
     def _reply_result(self, key: str, code: int, text: bytes | str) -> Result:
-        reason = self.redact(f"smtp_{code}: {_text(text)}")
+        reason = f"smtp_{code}: {self.provider_reason(_text(text))}"
         if 400 <= code < 500:
             return Result.failed(key, reason, retryable=True)
         return Result.failed(key, reason, invalid_address=" 5.1." in f" {_text(text)}")
