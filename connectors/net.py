@@ -132,6 +132,21 @@ def provider_url(hosts: Iterable[str], *, default: str | None = None, title: str
     return prop
 
 
+def host_problem(host: str, egress: Egress) -> str | None:
+    """Why a host name may not be a free-form destination as written (before any DNS lookup):
+    an internal IP literal or a `localhost` name. Names are checked again when connecting."""
+    name = normal_host(host)
+    if egress.trusts(name):
+        return None
+    if name == "localhost" or name.endswith(".localhost"):
+        return "a loopback host"
+    try:
+        kind = internal_kind(ipaddress.ip_address(name))
+    except ValueError:
+        return None
+    return f"a {kind} address" if kind else None
+
+
 def url_problem(url: Any, hosts: Iterable[str] | None, egress: Egress) -> str | None:
     """Why `url` may not be called under `hosts` (None: any public host), or None if it may."""
     if not isinstance(url, str):
@@ -147,7 +162,9 @@ def url_problem(url: Any, hosts: Iterable[str] | None, egress: Egress) -> str | 
         return None if parts.scheme in ("http", "https") else "not an http(s) URL"
     if parts.scheme != "https":
         return "not an https URL"
-    if hosts is not None and normal_host(host) not in {normal_host(h) for h in hosts}:
+    if hosts is None:
+        return host_problem(host, egress)
+    if normal_host(host) not in {normal_host(h) for h in hosts}:
         return "not one of the provider's documented hosts"
     return None
 

@@ -52,9 +52,21 @@ def _allowed_hosts(validator: Any, hosts: list[str], instance: Any, schema: dict
         yield jsonschema.ValidationError(f"is {problem} ({', '.join(hosts)})")
 
 
-# Draft 2020-12 plus likely's one keyword; the settings form in manifest.json uses the same.
+def _destination(validator: Any, flag: bool, instance: Any, schema: dict):
+    """The `x-destination` keyword on a free-form URL or host (webhook, SMTP, the host's own
+    endpoint): no internal IP literal or `localhost` as written. What a name resolves to is
+    checked when connecting (connectors.net)."""
+    if not flag or "x-allowed-hosts" in schema or not isinstance(instance, str) or not instance:
+        return
+    problem = (net.url_problem(instance, None, net.policy()) if "://" in instance
+               else net.host_problem(instance, net.policy()))
+    if problem:
+        yield jsonschema.ValidationError(f"is {problem}")
+
+
+# Draft 2020-12 plus likely's two keywords; the settings form in manifest.json uses the same.
 SettingsValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"x-allowed-hosts": _allowed_hosts})
+    jsonschema.Draft202012Validator, {"x-allowed-hosts": _allowed_hosts, "x-destination": _destination})
 
 
 def validate_settings(schema: dict, settings: Mapping[str, Any]) -> dict:

@@ -71,3 +71,13 @@ def test_a_trusted_host_may_stand_in_for_a_provider_even_over_http():
     trusted = net.Egress.of(["127.0.0.1"])
     assert net.url_problem("http://127.0.0.1:8025/v3", ["api.sendgrid.com"], trusted) is None
     assert net.url_problem("http://127.0.0.2:8025/v3", ["api.sendgrid.com"], trusted) == "not an https URL"
+
+
+@pytest.mark.parametrize("host, problem", [
+    ("127.0.0.1", "a loopback address"), ("[::1]", "a loopback address"), ("LOCALHOST.", "a loopback host"),
+    ("db.localhost", "a loopback host"), ("169.254.169.254", "a link-local address"),
+    ("192.168.0.10", "a private address"), ("smtp.customer.example", None), ("8.8.8.8", None),
+])
+def test_free_form_hosts_written_as_internal_addresses_are_named(host, problem):
+    assert net.host_problem(host, net.Egress()) == problem
+    assert net.host_problem(host, net.Egress.of([host])) is None

@@ -212,14 +212,29 @@ def resolver(monkeypatch):
     return names
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "hooks.customer.example"])
-def test_a_webhook_to_an_internal_address_is_refused_when_connecting(client, engine, segment, resolver, host):
-    """An IP literal, and a public-looking name whose DNS answer is loopback (rebinding): the
-    webhook connector resolves, checks and refuses before a single byte is sent."""
+@pytest.mark.parametrize("connector, settings", [
+    ("webhook", {"url": "https://127.0.0.1:8443/hook", "secret": WEBHOOK_SECRET}),
+    ("webhook", {"url": "https://[::ffff:169.254.169.254]/latest/meta-data/", "secret": WEBHOOK_SECRET}),
+    ("webhook", {"url": "https://localhost/hook", "secret": WEBHOOK_SECRET}),
+    ("webhook", {"url": "https://10.0.0.8/hook", "secret": WEBHOOK_SECRET}),
+    ("smtp", {"host": "127.0.0.1", "from_email": "news@shop.example"}),
+    ("smtp", {"host": "169.254.169.254", "from_email": "news@shop.example"}),
+    ("smtp", {"host": "mail.localhost", "from_email": "news@shop.example"}),
+])
+def test_an_internal_address_written_as_such_is_refused_by_the_settings(client, connector, settings):
+    answer = patch(client, {"connectors": {connector: settings}})
+    assert answer.status_code == 400
+    field = "url" if connector == "webhook" else "host"
+    assert f"connectors.{connector}.{field}" in answer.json["error"]["details"]
+
+
+def test_a_webhook_whose_name_resolves_to_loopback_is_refused_when_connecting(client, engine, segment, resolver):
+    """DNS rebinding: a public-looking name passes the settings, its DNS answer is loopback.
+    The connector resolves, checks and refuses before a single byte is sent."""
     resolver["hooks.customer.example"] = "127.0.0.1"
     with Listener() as listener:
         answer = patch(client, {"connectors": {"webhook": {
-            "enabled": True, "url": listener.url("/hook", scheme="https", host=host),
+            "enabled": True, "url": listener.url("/hook", scheme="https", host="hooks.customer.example"),
             "secret": WEBHOOK_SECRET, "max_attempts": 1}}})
         assert answer.status_code == 200, answer.json
         webhook_campaign(engine, segment["ws"], segment["pid"])
@@ -228,10 +243,12 @@ def test_a_webhook_to_an_internal_address_is_refused_when_connecting(client, eng
     assert all_refused(engine), outcomes(engine)
 
 
-def test_an_smtp_server_on_an_internal_address_is_refused_when_connecting(client, engine, segment):
+def test_an_smtp_server_whose_name_resolves_to_loopback_is_refused_when_connecting(client, engine, segment,
+                                                                                     resolver):
+    resolver["smtp.customer.example"] = "127.0.0.1"
     with Listener() as listener:
         answer = patch(client, {"connectors": {"smtp": {
-            "enabled": True, "host": "127.0.0.1", "port": listener.port, "security": "none",
+            "enabled": True, "host": "smtp.customer.example", "port": listener.port, "security": "none",
             "username": "likely", "password": SMTP_PASSWORD, "from_email": "news@shop.example",
             "max_attempts": 1}}, "unsubscribe_url": "https://shop.example/unsubscribe/{user_id}"})
         assert answer.status_code == 200, answer.json
