@@ -166,3 +166,30 @@ def test_a_deleted_segment_still_sends_its_erasure_removals(client, engine, worl
         log = syncs.sync_destination(engine, world["ws"], world["segment"], destination["id"])
         assert meta.call_count == 1
     assert (log["removed"], log["error"]) == (1, "segment_deleted")
+
+
+def test_an_additive_destination_gets_the_removal_too(client, engine, world):
+    """Additive destinations never remove members who merely left the segment; an erased user
+    is removed all the same."""
+    made = client.post(f"/v1/segments/{world['segment']}/destinations", headers=bearer(),
+                       json={"connector": "meta_custom_audience", "audience_id": "7001", "mode": "additive"})
+    assert made.status_code == 201, made.json
+    additive = "https://graph.facebook.com/v25.0/7001/users"
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, additive, json={"audience_id": "7001", "session_id": 5, "num_received": 5,
+                                                 "num_invalid_entries": 0})
+        rsps.add(responses.POST, BRAZE, json={"message": "success"}, status=201)
+        sync(client, world["segment"])
+    erase(client, "u0")
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.DELETE, GRAPH, json={"audience_id": "6001", "session_id": 6, "num_received": 1,
+                                               "num_invalid_entries": 0})
+        removed = rsps.add(responses.DELETE, additive, json={"audience_id": "7001", "session_id": 7,
+                                                             "num_received": 1, "num_invalid_entries": 0})
+        rsps.add(responses.POST, BRAZE, json={"message": "success"}, status=201)
+        rsps.add(responses.POST, f"{BRAZE}/users", json={"message": "success"}, status=201)
+        token_ok(rsps)
+        rsps.add(responses.POST, GOOGLE_REMOVE, json={"requestId": "req-4"})
+        logs = sync(client, world["segment"])
+        assert json.loads(removed.calls[0].request.body)["payload"]["data"][0][0] == sha256("u0@example.com")
+    assert [log["removed"] for log in logs] == [1, 1, 1, 1]
