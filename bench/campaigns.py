@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from connectors import net  # noqa: E402
 from plugin import workspaces  # noqa: E402
 from plugin.campaigns import definitions, runs, schema  # noqa: E402
 from plugin.campaigns.delivery import deliver_outbox  # noqa: E402
@@ -83,6 +84,7 @@ def configure(engine, base: str, service_account: str) -> int:
 
 
 def deliver_worker(url: str, worker: str, limit: int, out) -> None:
+    net.configure(["127.0.0.1"])  # the fake provider, trusted as an operator trusts an emulator
     engine = make_engine(url)
     totals: dict[str, int] = {}
     idle = 0

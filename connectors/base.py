@@ -5,7 +5,9 @@ one or two methods (`send_batch`, or `add_batch` / `remove_batch`) that make one
 call for one batch and return a Result per item, or raise one of `connectors.errors`.
 Everything else — dedup by key, pre-flight skips, splitting into batches of the provider's
 limit, retrying only the retryable items with backoff and jitter, honouring Retry-After,
-the HTTP status table, timeouts, rate limiting and redaction of secrets — lives here.
+the HTTP status table, timeouts, rate limiting and redaction of secrets — lives here, and so
+does the outbound guard (`connectors.net`): documented hosts only, no internal address, no
+redirect, and results that carry our own code with at most a short provider reason.
 
 A request that may have been accepted (read timeout, dropped connection, 500/502/504) is
 *ambiguous*: it is resent within the call only by a connector whose provider de-duplicates on
@@ -22,6 +24,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
 import requests
 import urllib3
 
+from . import net
 from .errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
                      InvalidAddress, RetriableError, SkipRecipient)
 from .model import Member, Message, Result
@@ -32,6 +35,10 @@ from .settings import Redactor, secret_names, validate_settings
 log = logging.getLogger("connectors")
 
 Item = TypeVar("Item")
+
+# A result's reason: our code plus at most this much of the provider's own (redacted) words.
+REASON_LIMIT = 200
+PROVIDER_REASON_LIMIT = 120
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,9 @@ class Connector:
                  rand: Callable[[], float] | None = None):
         self.settings = validate_settings(self.settings_schema, settings)
         self.redact = Redactor(self.settings.get(n) for n in secret_names(self.settings_schema))
-        self.session = session or requests.Session()
+        self.egress = net.policy()
+        # Every connection this session opens is checked after DNS resolution (connectors.net).
+        self.session = net.guard(session or requests.Session(), self.egress)
         self.sleep, self.clock, self.wall_clock = sleep, clock, wall_clock
         self.rand = rand or jitter_source()
         self.retry = RetryPolicy(max_attempts=self.settings["max_attempts"])
@@ -98,23 +107,45 @@ class Connector:
             response = self.request(method, url, **kwargs)
         except RetriableError as exc:
             raise ConfigurationError(f"{self.name}: provider unreachable ({exc.reason})") from None
+        except FatalError as exc:  # a redirect: the endpoint is not the provider's API
+            raise ConfigurationError(f"{self.name}: {exc.reason}") from None
         if action_for_status(response.status_code) is Action.CONFIGURATION:
-            raise ConfigurationError(f"{self.name}: credentials rejected "
-                                     f"(http_{response.status_code}: {self.error_detail(response)})")
+            raise ConfigurationError(f"{self.name}: credentials rejected ({self.status_reason(response)})")
         return response
 
     # -- HTTP --------------------------------------------------------------------------------
+    @classmethod
+    def allowed_hosts(cls) -> list[str] | None:
+        """The provider's documented hosts (from `x-allowed-hosts`), or None for a free-form
+        destination, which may be any public host."""
+        hosts = [h for prop in cls.settings_schema.get("properties", {}).values()
+                 for h in prop.get("x-allowed-hosts", ())]
+        return hosts or None
+
+    def check_destination(self, url: str) -> None:
+        """Refuse a URL outside the provider's documented hosts before anything is sent."""
+        problem = net.url_problem(url, self.allowed_hosts(), self.egress)
+        if problem:
+            raise net.DestinationRefused(f"destination_refused: {problem}")
+
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One provider call: paced by the rate limiter, bounded by the timeout."""
+        """One provider call: to an allowed host, paced by the rate limiter, bounded by the
+        timeout, never following a redirect (a 3xx is an error like any other non-2xx)."""
+        self.check_destination(url)
         self.limiter.acquire()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False,
+                                            **kwargs)
         except requests.Timeout as exc:
             raise transport_error("timeout", exc) from None
         except requests.ConnectionError as exc:
             raise transport_error("connection_error", exc) from None
         except requests.RequestException as exc:
             raise RetriableError(f"request_error: {type(exc).__name__}") from None
+        if 300 <= response.status_code < 400:
+            # `response.ok` is true for a 3xx: stop it here, before a connector reads it as done.
+            response.close()
+            raise FatalError(self.status_reason(response))
         self._observe_rate_headers(response)
         return response
 
@@ -126,15 +157,28 @@ class Connector:
                 self.limiter.pause_until(self.clock() + min(wait, self.retry.max_wait))
 
     def error_detail(self, response: requests.Response) -> str:
-        """The provider's own words about an error, short and redacted. Connectors refine it."""
-        return self.redact(" ".join(response.text.split())[:300])
+        """The provider's own reason for an error, from its documented error shape: connectors
+        that know one override this (through `provider_reason`). The body itself is never
+        echoed: whatever answered may not be the provider, and bodies can carry anything."""
+        return ""
+
+    def provider_reason(self, text: Any) -> str:
+        """A provider's reason as a result may carry it: one line, short, secrets redacted."""
+        return self.redact(" ".join(str(text).split()))[:PROVIDER_REASON_LIMIT]
+
+    def status_reason(self, response: requests.Response) -> str:
+        """`http_<status>`, then the provider's short reason if there is one."""
+        if 300 <= response.status_code < 400:
+            return f"http_{response.status_code}: redirect_not_followed"
+        detail = self.provider_reason(self.error_detail(response))
+        return f"http_{response.status_code}: {detail}" if detail else f"http_{response.status_code}"
 
     def raise_for_status(self, response: requests.Response) -> None:
         """Apply the status table: 2xx returns, otherwise raise the matching error."""
         action = action_for_status(response.status_code)
         if action is Action.OK:
             return
-        reason = f"http_{response.status_code}: {self.error_detail(response)}"
+        reason = self.status_reason(response)
         if action is Action.RETRY:
             error = AmbiguousError if may_have_been_accepted(response.status_code) else RetriableError
             raise error(reason, retry_after=retry_after_seconds(response.headers, self.wall_clock()))
@@ -144,7 +188,7 @@ class Connector:
 
     def result_for_error(self, key: str, exc: ConnectorError) -> Result:
         """Turn a raised error into one item's result."""
-        reason = self.redact(exc.reason)
+        reason = self.redact(exc.reason)[:REASON_LIMIT]
         if isinstance(exc, SkipRecipient):
             return Result.skipped(key, reason)
         if isinstance(exc, ConfigurationError):
@@ -242,7 +286,9 @@ class Connector:
         settled = {}
         for item in batch:
             result = produced.get(item.key) or Result.failed(item.key, "no_result_from_provider")
-            settled[item.key] = dataclasses.replace(result, reason=self.redact(result.reason))
+            reason = self.redact(result.reason)
+            settled[item.key] = dataclasses.replace(
+                result, reason=reason[:REASON_LIMIT] if isinstance(reason, str) else reason)
         sent = sum(r.status == "sent" for r in settled.values())
         log.debug("%s: batch %d/%d attempt %d: %d item(s), %d sent", self.name, info.index,
                   info.count, info.attempt, len(batch), sent)

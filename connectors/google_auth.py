@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -16,26 +16,35 @@ import requests
 from google.oauth2 import service_account
 
 from .errors import ConfigurationError, RetriableError
+from .net import provider_url
 from .settings import Redactor
+
+# Service-account keys name Google's token endpoint; nothing else gets the signed assertion.
+TOKEN_HOSTS = ["oauth2.googleapis.com"]
+TOKEN_URI = provider_url(TOKEN_HOSTS, optional=True, title="OAuth token URI (empty: the key's own)")
 
 
 class _TimedRequest(google.auth.transport.requests.Request):
-    """google-auth's requests transport, with our timeout on every token call."""
+    """google-auth's requests transport, with our timeout on every token call, only to an
+    allowed host and never following a redirect."""
 
-    def __init__(self, session: requests.Session, timeout: float):
+    def __init__(self, session: requests.Session, timeout: float, check: Callable[[str], None]):
         super().__init__(session=session)
         self._timeout = timeout
+        self._check = check
 
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+        self._check(url)
         return super().__call__(url, method=method, body=body, headers=headers,
-                                timeout=self._timeout, **kwargs)
+                                timeout=self._timeout, allow_redirects=False, **kwargs)
 
 
 class ServiceAccountToken:
     """A cached, thread-safe bearer token; secrets it handles are registered with the redactor."""
 
     def __init__(self, key_json: str, scopes: Sequence[str], *, session: requests.Session,
-                 timeout: float, redact: Redactor, token_uri: str | None = None):
+                 timeout: float, redact: Redactor, check: Callable[[str], None],
+                 token_uri: str | None = None):
         try:
             info = json.loads(key_json)
         except (TypeError, ValueError):
@@ -54,7 +63,7 @@ class ServiceAccountToken:
                 redact(f"service account key rejected: {type(exc).__name__}: {exc}")[:200]) from None
         self.client_email = info.get("client_email")
         self._redact = redact
-        self._request = _TimedRequest(session, timeout)
+        self._request = _TimedRequest(session, timeout, check)
         self._lock = threading.Lock()
 
     def headers(self) -> dict[str, str]:

@@ -6,7 +6,9 @@ import threading
 from typing import Any, Iterable, Mapping
 
 import jsonschema
+import jsonschema.validators
 
+from . import net
 from .errors import ConfigurationError
 
 SECRET = {"writeOnly": True, "x-secret": True}
@@ -40,9 +42,36 @@ def connector_schema(title: str, properties: Mapping[str, dict],
     }
 
 
+def _allowed_hosts(validator: Any, hosts: list[str], instance: Any, schema: dict):
+    """The `x-allowed-hosts` keyword: an https URL on one of the provider's documented hosts, or
+    on a host the operator trusts (the process's `net.policy()`, read when validating)."""
+    if instance == "" and not schema.get("minLength"):
+        return  # an optional URL left empty
+    problem = net.url_problem(instance, hosts, net.policy())
+    if problem:
+        yield jsonschema.ValidationError(f"is {problem} ({', '.join(hosts)})")
+
+
+def _destination(validator: Any, flag: bool, instance: Any, schema: dict):
+    """The `x-destination` keyword on a free-form URL or host (webhook, SMTP, the host's own
+    endpoint): no internal IP literal or `localhost` as written. What a name resolves to is
+    checked when connecting (connectors.net)."""
+    if not flag or "x-allowed-hosts" in schema or not isinstance(instance, str) or not instance:
+        return
+    problem = (net.url_problem(instance, None, net.policy()) if "://" in instance
+               else net.host_problem(instance, net.policy()))
+    if problem:
+        yield jsonschema.ValidationError(f"is {problem}")
+
+
+# Draft 2020-12 plus likely's two keywords; the settings form in manifest.json uses the same.
+SettingsValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"x-allowed-hosts": _allowed_hosts, "x-destination": _destination})
+
+
 def validate_settings(schema: dict, settings: Mapping[str, Any]) -> dict:
     """Validate and fill defaults. Errors name the field and the rule, never the value."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = SettingsValidator(schema)
     errors = sorted(validator.iter_errors(dict(settings)), key=lambda e: list(e.path))
     if errors:
         problems = []

@@ -28,7 +28,9 @@ class SignedWebhook(MessageConnector):
     channel = "webhook"
     settings_schema = connector_schema("Signed webhook", {
         # A webhook URL often embeds a token (Slack, Zapier...), so it is treated as a secret.
-        "url": secret({"type": "string", "pattern": "^https://", "title": "Endpoint URL (HTTPS)"}),
+        # Free-form: any public host; internal addresses are refused when connecting (connectors.net).
+        "url": secret({"type": "string", "pattern": "^https://", "maxLength": 2048, "x-destination": True,
+                       "title": "Endpoint URL (HTTPS)"}),
         "secret": secret({"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$",
                           "title": "Signing secret (whsec_...)"}),
         "mode": {"enum": ["per_recipient", "batch"], "default": "per_recipient"},

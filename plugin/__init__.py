@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import connectors.net
 from flask import Flask
 
 from plugin import settings
@@ -20,6 +21,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["LIKELY"] = settings.validate(dict(test_config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["LIKELY"]["max_body_bytes"]
     app.json.sort_keys = False
+    # Process-wide, like the environment it comes from: every connector built here obeys it.
+    connectors.net.configure(app.config["LIKELY"]["outbound_allowed_hosts"])
 
     from plugin import api
     from plugin.api import context, observability

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 import jsonschema
+from connectors.settings import SettingsValidator
 from sqlalchemy import Connection, select, update
 
 from plugin import crypto
@@ -114,16 +115,48 @@ def redact(settings: Mapping) -> dict:
     return shown
 
 
-def keep_unchanged_secrets(new: Mapping, current: Mapping) -> dict:
-    """A secret sent back as REDACTED (a form echoing what it was shown) keeps its stored value."""
+def keep_unchanged_secrets(new: Mapping, current: Mapping, sent: Mapping | None = None) -> dict:
+    """A secret sent back as REDACTED (a form echoing what it was shown) keeps its stored value —
+    unless its section's destination (a URL or host, `x-destination`) changed: then the stored
+    secrets of that section are dropped and only values `sent` with this change are kept, so a
+    credential can never be carried to a destination it was not given for.
+
+    `sent` is what the caller sent (a merge patch); by default `new` itself (a whole form).
+    """
     merged = copy.deepcopy(dict(new))
+    sent = merged if sent is None else sent
     for path in list(secret_paths(merged)):
-        if _get(merged, path) == REDACTED:
+        moved = _destination_changed(merged, current, path[:-1])
+        if moved and _sent_value(sent, path) in (None, REDACTED):
+            _pop(merged, path)
+        elif _get(merged, path) == REDACTED:
             try:
                 _set(merged, path, _get(current, path))
             except (KeyError, TypeError):
                 _pop(merged, path)
     return merged
+
+
+def _sent_value(sent: Mapping, path: Path) -> Any:
+    try:
+        return _get(sent, path)
+    except (KeyError, TypeError):
+        return None
+
+
+def _destination_changed(new: Mapping, current: Mapping, section: Path) -> bool:
+    """Whether any `x-destination` field of the object at `section` differs (defaults count)."""
+    node: Mapping = schema()
+    for key in section:
+        node = _subschema(node, str(key))
+    fields = {name: prop for name, prop in node.get("properties", {}).items() if prop.get("x-destination")}
+    if not fields or not current:
+        return False
+    before, after = _sent_value(current, section), _sent_value(new, section)
+    before = before if isinstance(before, Mapping) else {}
+    after = after if isinstance(after, Mapping) else {}
+    return any(before.get(name, prop.get("default")) != after.get(name, prop.get("default"))
+               for name, prop in fields.items())
 
 
 def merge_patch(current: Mapping, patch: Mapping) -> dict:
@@ -141,7 +174,7 @@ def merge_patch(current: Mapping, patch: Mapping) -> dict:
 
 def validate(settings: Any, field: str = "") -> dict:
     """Raise 400 naming every bad field (dotted path); a secret's value is never echoed."""
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    validator = SettingsValidator(schema(), format_checker=jsonschema.FormatChecker())
     errors: dict[str, list[str]] = {}
     for error in validator.iter_errors(settings):
         path = tuple(str(p) for p in error.absolute_path)

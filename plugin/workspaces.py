@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Iterable
+
+import jsonschema
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from plugin import crypto
-from plugin.errors import NotFound
+from plugin.errors import NotFound, ValidationFailed
 from plugin.store import is_postgres, transaction
 from plugin.store.tables import api_keys, webhook_secrets, workspaces
 from plugin.store.types import utcnow
@@ -19,6 +23,8 @@ DEFAULT = "default"
 ACTIVE, UNINSTALLED = "active", "uninstalled"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 API_KEY_PREFIX = "lk_"
+# Host-facing paths are /webhooks/<workspace>/…: a workspace named like these would clash with them.
+PATH_WORDS = frozenset({"install", "uninstall", "events", "users"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,50 @@ def new_api_key() -> str:
 
 def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_new_credentials(slug: str, api_keys: Iterable[str] = (),
+                          webhook_secrets: Iterable[str] = ()) -> None:
+    """Apply the manifest's rules to a slug and credentials given by hand (the CLI).
+
+    The same rules as LIKELY_API_KEYS / LIKELY_WEBHOOK_SECRETS in manifest.json and the install
+    webhook: a slug of the SLUG pattern that is no path word, keys of at least 16 characters,
+    `whsec_` secrets of at least 24 base64 characters. Raises ValidationFailed naming every bad
+    field; a credential's value is never echoed.
+    """
+    from plugin.settings import settings_schema
+    properties = settings_schema()["properties"]
+    problems: dict[str, list[str]] = {}
+    if not SLUG.match(slug or ""):
+        problems.setdefault("slug", []).append(
+            "A workspace slug is 1-64 lowercase letters, digits, _ and -, starting with a letter or digit.")
+    elif slug in PATH_WORDS:
+        problems.setdefault("slug", []).append(f"{slug!r} is reserved (it names a webhook path).")
+    checks = (("api_key", api_keys, properties["api_keys"]["items"]),
+              ("webhook_secret", webhook_secrets, properties["webhook_secrets"]["items"]))
+    for field, values, rule in checks:
+        validator = jsonschema.Draft202012Validator(rule)
+        for position, value in enumerate(values, start=1):
+            errors = sorted(e.validator for e in validator.iter_errors(value))
+            if field == "webhook_secret" and not errors and not _decodes(value):
+                errors = ["base64"]
+            if errors:
+                problems.setdefault(field, []).append(f"#{position} is not valid ({', '.join(errors)}): "
+                                                      + _RULES[field])
+    if problems:
+        raise ValidationFailed("invalid workspace or credentials; nothing was written",
+                               code="invalid_credentials", details=problems)
+
+
+_RULES = {"api_key": "an API key has at least 16 characters.",
+          "webhook_secret": "a webhook secret is whsec_ followed by at least 24 base64 characters."}
+
+
+def _decodes(secret: str) -> bool:
+    try:
+        return bool(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return False
 
 
 def ensure(engine: Engine, slug: str, name: str | None = None) -> Workspace:

@@ -70,6 +70,8 @@ def _reset_postgres(url: str) -> None:
         if names:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
         conn.execute(text("DELETE FROM workspaces WHERE slug <> 'default'"))
+        # The default workspace survives the reset: so must nothing it was given (settings, secrets).
+        conn.execute(text("UPDATE workspaces SET settings = '{}', secret_settings = NULL"))
         # APScheduler's own table (not in our metadata) exists once a scheduler test has run.
         conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
     engine.dispose()

@@ -17,9 +17,10 @@ from typing import Iterable
 
 from ..base import AudienceConnector, BatchInfo, url
 from ..errors import ConfigurationError, ConnectorError, FatalError, RetriableError, SkipRecipient
-from ..google_auth import ServiceAccountToken, google_rpc_error, request_with_token
+from ..google_auth import TOKEN_URI, ServiceAccountToken, google_rpc_error, request_with_token
 from ..hashing import google_hash
 from ..model import Member, Result
+from ..net import provider_url
 from ..settings import connector_schema, secret
 
 SCOPE = "https://www.googleapis.com/auth/datamanager"
@@ -44,15 +45,17 @@ class GoogleCustomerMatch(AudienceConnector):
                                       "title": "Customer Match terms of service accepted"},
         "consent_ad_user_data": {"enum": CONSENT},
         "consent_ad_personalization": {"enum": CONSENT},
-        "base_url": {"type": "string", "default": "https://datamanager.googleapis.com"},
-        "token_uri": {"type": "string", "title": "OAuth token URI (empty: the key's own)"},
+        "base_url": provider_url(["datamanager.googleapis.com"],
+                                 default="https://datamanager.googleapis.com"),
+        "token_uri": TOKEN_URI,
     }, required=["service_account_json", "operating_account_id"])
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
         self.token = ServiceAccountToken(
             self.settings["service_account_json"], [SCOPE], session=self.session,
-            timeout=self.timeout[1], redact=self.redact, token_uri=self.settings.get("token_uri"))
+            timeout=self.timeout[1], redact=self.redact, check=self.check_destination,
+            token_uri=self.settings.get("token_uri"))
 
     def check(self) -> None:
         try:

@@ -19,6 +19,7 @@ from ..base import AudienceConnector, BatchInfo, url
 from ..errors import ConfigurationError, FatalError, RetriableError, SkipRecipient
 from ..hashing import meta_value
 from ..model import Member, Result
+from ..net import provider_url
 from ..policy import meta_usage_wait, retry_after_seconds
 from ..settings import connector_schema, secret
 
@@ -30,6 +31,8 @@ KEY_FIELDS = {"EMAIL": "email", "PHONE": "phone", "FN": "first_name", "LN": "las
 THROTTLING = {4, 17, 32, 341, 613} | set(range(80000, 80015))
 TRANSIENT = {1, 2}
 CONFIGURATION = {3, 10, 102, 190} | set(range(200, 300))
+# The Graph API host (https://developers.facebook.com/docs/graph-api/overview).
+HOSTS = ["graph.facebook.com"]
 
 
 class MetaCustomAudience(AudienceConnector):
@@ -40,8 +43,8 @@ class MetaCustomAudience(AudienceConnector):
         "access_token": secret({"type": "string", "minLength": 1,
                                 "title": "System user access token (ads_management)"}),
         "app_secret": secret({"type": "string", "title": "App secret (adds appsecret_proof)"}),
-        "graph_base_url": {"type": "string", "default": "https://graph.facebook.com/v25.0",
-                           "title": "Graph API base URL, with version"},
+        "graph_base_url": provider_url(HOSTS, default="https://graph.facebook.com/v25.0",
+                                       title="Graph API base URL, with version"),
         "schema_keys": {"type": "array", "items": {"enum": list(KEY_FIELDS)}, "minItems": 1,
                         "uniqueItems": True, "default": list(KEY_FIELDS),
                         "title": "Identifier keys to upload"},

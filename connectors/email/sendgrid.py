@@ -20,6 +20,7 @@ from typing import Iterable
 from ..base import BatchInfo, MessageConnector, url
 from ..errors import ConfigurationError, ConnectorError, FatalError, SkipRecipient
 from ..model import Message, Result
+from ..net import provider_url
 from ..settings import connector_schema, secret
 from .common import check_email, html_body, text_body, unsubscribe_headers
 
@@ -28,6 +29,9 @@ TEXT_TAG, HTML_TAG = "-likely_text-", "-likely_html-"
 # personalization object." Bigger messages go out in a request of their own with literal content.
 SUBSTITUTIONS_LIMIT = 10_000
 _PERSONALIZATION = re.compile(r"^personalizations\.(\d+)")
+# The global API host and the EU data residency host (subusers in the EU region).
+HOSTS = ["api.sendgrid.com", "api.eu.sendgrid.com"]
+
 # Fields every message of a request shares: an error about one of them fails the whole batch
 # (splitting cannot help), where any other unattributed error is looked for by splitting.
 _REQUEST_FIELDS = ("from", "reply_to", "template_id", "asm", "mail_settings", "tracking_settings",
@@ -44,8 +48,8 @@ class SendgridEmail(MessageConnector):
         "from_name": {"type": "string", "title": "From name"},
         "reply_to": {"type": "string", "title": "Reply-to address"},
         "template_id": {"type": "string", "title": "Dynamic template id (optional)"},
-        "base_url": {"type": "string", "default": "https://api.sendgrid.com",
-                     "title": "API base URL (EU: https://api.eu.sendgrid.com)"},
+        "base_url": provider_url(HOSTS, default="https://api.sendgrid.com",
+                                 title="API base URL (EU: https://api.eu.sendgrid.com)"),
     }, required=["api_key", "from_email"])
 
     @property

@@ -18,6 +18,7 @@ from typing import Iterable
 from ..base import BatchInfo, MessageConnector
 from ..errors import ConfigurationError, RetriableError
 from ..model import Message, Result
+from ..net import CheckedSMTP, CheckedSMTPSSL
 from ..settings import connector_schema, secret
 from .common import check_email, html_body, text_body, unsubscribe_headers
 
@@ -26,8 +27,10 @@ class SmtpEmail(MessageConnector):
     name = "smtp"
     channel = "email"
     settings_schema = connector_schema("SMTP email", {
-        "host": {"type": "string", "minLength": 1, "title": "SMTP server host"},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 587},
+        # Free-form: any public host; internal addresses are refused when connecting (connectors.net).
+        "host": {"type": "string", "minLength": 1, "maxLength": 253, "x-destination": True,
+                 "title": "SMTP server host"},
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 587, "x-destination": True},
         "security": {"enum": ["starttls", "ssl", "none"], "default": "starttls",
                      "title": "Transport security"},
         "username": {"type": "string", "title": "User name (empty: no authentication)"},
@@ -92,7 +95,7 @@ class SmtpEmail(MessageConnector):
         return Result.sent(key, email["Message-ID"])
 
     def _reply_result(self, key: str, code: int, text: bytes | str) -> Result:
-        reason = self.redact(f"smtp_{code}: {_text(text)}")
+        reason = f"smtp_{code}: {self.provider_reason(_text(text))}"
         if 400 <= code < 500:
             return Result.failed(key, reason, retryable=True)
         return Result.failed(key, reason, invalid_address=" 5.1." in f" {_text(text)}")
@@ -116,11 +119,12 @@ class SmtpEmail(MessageConnector):
     def _connect(self) -> smtplib.SMTP:
         host, port, timeout = self.settings["host"], self.settings["port"], self.timeout[1]
         try:
+            # The checked classes refuse an internal address after resolving the host.
             if self.settings["security"] == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout,
-                                                      context=ssl.create_default_context())
+                smtp: smtplib.SMTP = CheckedSMTPSSL(host, port, timeout=timeout, egress=self.egress,
+                                                    context=ssl.create_default_context())
             else:
-                smtp = smtplib.SMTP(host, port, timeout=timeout)
+                smtp = CheckedSMTP(host, port, timeout=timeout, egress=self.egress)
             smtp.ehlo()
             if self.settings["security"] == "starttls":
                 smtp.starttls(context=ssl.create_default_context())

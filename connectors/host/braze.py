@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 from ..base import AudienceConnector, BatchInfo, Connector, url
 from ..errors import ConfigurationError, FatalError
 from ..model import HostEvent, Member, Result, UserAttributes
+from ..net import provider_url
 from ..settings import connector_schema, secret
 
 TRACK_LIMIT = 75  # the most a Braze contract allows per /users/track request
@@ -32,8 +33,12 @@ MEMBERSHIP = ["attributes", "cohort"]
 # Braze's default: 3,000 /users/track requests per 3 seconds.
 TRACK_RATE = 1000.0
 
-ENDPOINT = {"type": "string", "default": "https://rest.iad-01.braze.com",
-            "title": "REST endpoint of your cluster (e.g. https://rest.fra-01.braze.eu)"}
+# The REST endpoint of every Braze instance
+# (https://braze.com/docs/user_guide/administer/personal/sdk_endpoints/).
+HOSTS = [*(f"rest.iad-0{n}.braze.com" for n in range(1, 9)), "rest.us-10.braze.com",
+         "rest.fra-01.braze.eu", "rest.fra-02.braze.eu", "rest.au-01.braze.com", "rest.id-01.braze.com"]
+ENDPOINT = provider_url(HOSTS, default="https://rest.iad-01.braze.com",
+                        title="REST endpoint of your cluster (e.g. https://rest.fra-01.braze.eu)")
 API_KEY = secret({"type": "string", "minLength": 1, "title": "REST API key (users.track)"})
 TRACK_OBJECTS = {"type": "integer", "minimum": 1, "maximum": TRACK_LIMIT, "default": TRACK_DEFAULT,
                  "title": "Objects per /users/track request (75 only where your Braze contract allows it)"}

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 from ..base import AudienceConnector, BatchInfo, Connector, url
 from ..errors import FatalError, RetriableError
 from ..model import HostEvent, Member, Result, UserAttributes
+from ..net import provider_url
 from ..policy import retry_after_seconds
 from ..settings import connector_schema, secret
 
@@ -24,9 +25,13 @@ UPLOAD_LIMIT = 1000
 RETRYABLE_RECORD_CODES = {555}  # "Miscellaneous server error"
 CONCURRENCY_WAIT_SECONDS = 600.0
 
+# The API endpoint of every CleverTap region (https://developer.clevertap.com/docs/common-api-components):
+# Europe (api / eu1), India, Singapore, United States, Indonesia, Middle East.
+HOSTS = ["api.clevertap.com", "eu1.api.clevertap.com", "in1.api.clevertap.com", "sg1.api.clevertap.com",
+         "us1.api.clevertap.com", "aps3.api.clevertap.com", "mec1.api.clevertap.com"]
 COMMON = {
-    "base_url": {"type": "string", "default": "https://api.clevertap.com",
-                 "title": "Region endpoint (e.g. https://in1.api.clevertap.com)"},
+    "base_url": provider_url(HOSTS, default="https://api.clevertap.com",
+                             title="Region endpoint (e.g. https://in1.api.clevertap.com)"),
     "account_id": {"type": "string", "minLength": 1, "title": "Account id"},
     "passcode": secret({"type": "string", "minLength": 1, "title": "Account passcode"}),
 }

@@ -18,13 +18,12 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-from requests.adapters import HTTPAdapter
-
 from ..base import BatchInfo, MessageConnector, url
 from ..errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
                       InvalidAddress, RetriableError)
-from ..google_auth import ServiceAccountToken, google_rpc_error, request_with_token
+from ..google_auth import TOKEN_URI, ServiceAccountToken, google_rpc_error, request_with_token
 from ..model import Message, Result
+from ..net import guard, provider_url
 from ..policy import retry_after_seconds
 from ..settings import connector_schema, secret
 
@@ -46,8 +45,8 @@ class FcmPush(MessageConnector):
         "project_id": {"type": "string", "minLength": 1, "title": "Firebase project id"},
         "service_account_json": secret({"type": "string", "minLength": 2,
                                         "title": "Service account key (JSON)"}),
-        "base_url": {"type": "string", "default": "https://fcm.googleapis.com"},
-        "token_uri": {"type": "string", "title": "OAuth token URI (empty: the key's own)"},
+        "base_url": provider_url(["fcm.googleapis.com"], default="https://fcm.googleapis.com"),
+        "token_uri": TOKEN_URI,
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "default": 16,
                         "title": "Requests in flight at once"},
         "validate_only": {"type": "boolean", "default": False, "title": "Dry run (FCM validate_only)"},
@@ -57,11 +56,10 @@ class FcmPush(MessageConnector):
         super().__init__(settings, **kwargs)
         self.token = ServiceAccountToken(
             self.settings["service_account_json"], [SCOPE], session=self.session,
-            timeout=self.timeout[1], redact=self.redact, token_uri=self.settings.get("token_uri"))
+            timeout=self.timeout[1], redact=self.redact, check=self.check_destination,
+            token_uri=self.settings.get("token_uri"))
         # Enough pooled connections for every worker, or they would queue on the pool.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings["concurrency"])
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        guard(self.session, self.egress, pool_connections=4, pool_maxsize=self.settings["concurrency"])
         self.endpoint = url(self.settings["base_url"],
                             f"/v1/projects/{self.settings['project_id']}/messages:send")
 

@@ -43,7 +43,8 @@ def show():
 @api_doc(summary="Change the workspace's settings", tags=["settings"], body=PATCH_REF,
          responses={200: SettingsSchema}, errors=(400, 401, 413, 415, 429),
          description="A JSON merge patch (RFC 7386): objects merge, null removes a field. A secret "
-                     "sent as \"********\" keeps its value. The result is validated as a whole "
+                     "sent as \"********\" keeps its value, unless its section's URL or host changes: "
+                     "then that section's secrets are cleared and must be sent again. The result is validated as a whole "
                      "against manifest.json's workspace_settings; nothing is saved on error.")
 def change():
     patch = json_body()
@@ -54,6 +55,7 @@ def change():
     workspace = v1.workspace()
     with store.transaction(store.engine()) as conn:
         current = workspace_settings.read(conn, workspace.id, keyring)
-        merged = workspace_settings.keep_unchanged_secrets(workspace_settings.merge_patch(current, patch), current)
+        merged = workspace_settings.keep_unchanged_secrets(workspace_settings.merge_patch(current, patch), current,
+                                                           sent=patch)
         workspace_settings.write(conn, workspace.id, workspace_settings.validate(merged), keyring)
         return jsonify(_answer(conn, keyring))

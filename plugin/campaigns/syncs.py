@@ -5,6 +5,10 @@ compares that with the segment's current snapshot and sends only the difference:
 in `mirror` mode — removes (`additive` never removes). A member is recorded as pushed only
 when the provider accepted it, so whatever failed is simply part of the next sync's
 difference. Every sync leaves a row in `segment_syncs`.
+
+Erased users are removed in every mode, first: erasure queues them in `erasure_removals`
+(`plugin.ingest.erasure`) and a sync sends those before anything else, even for a segment
+deleted since; a removal stays queued until the provider accepted it.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from plugin.audiences.segments import get_segment, members_at
 from plugin.campaigns import channels
 from plugin.errors import Conflict, NotFound, ValidationFailed
 from plugin.store import transaction
-from plugin.store.tables import (destination_members, segment_destinations, segment_members, segment_syncs,
-                                 users)
+from plugin.store.tables import (destination_members, erasure_removals, segment_destinations, segment_members,
+                                 segment_syncs, users)
 from plugin.store.types import utcnow
 
 MODES = ("mirror", "additive")
@@ -67,6 +71,7 @@ def detach(engine: Engine, workspace_id: int, segment_id: int, destination_id: i
     with transaction(engine) as conn:
         _destination(conn, workspace_id, segment_id, destination_id)
         conn.execute(delete(destination_members).where(destination_members.c.destination_id == destination_id))
+        conn.execute(delete(erasure_removals).where(erasure_removals.c.destination_id == destination_id))
         conn.execute(delete(segment_syncs).where(segment_syncs.c.destination_id == destination_id))
         conn.execute(delete(segment_destinations).where(segment_destinations.c.id == destination_id))
 
@@ -88,8 +93,10 @@ def sync_destination(engine: Engine, workspace_id: int, segment_id: int, destina
         except NotFound:
             version = None
         settings = channels.connector_settings(conn, workspace_id)
+        erasing = conn.execute(select(erasure_removals.c.id).where(
+            erasure_removals.c.destination_id == dest.id).limit(1)).first() is not None
     tally = {"added": 0, "removed": 0, "failed": 0, "error": None}
-    if version is None:
+    if version is None and not erasing:
         tally["error"] = "segment_deleted"
     else:
         try:
@@ -102,8 +109,40 @@ def sync_destination(engine: Engine, workspace_id: int, segment_id: int, destina
             tally["error"] = f"connector_not_enabled: {dest.connector}"
         if connector is not None:
             with connector:
-                _push(engine, dest, version, connector, tally, page)
+                if _erase(engine, dest, connector, tally, page) and version is not None:
+                    _push(engine, dest, version, connector, tally, page)
+        if version is None and not tally["error"]:
+            tally["error"] = "segment_deleted"
     return _log(engine, dest, version, tally, started)
+
+
+def _erase(engine: Engine, dest: Any, connector: Any, tally: dict, page: int) -> bool:
+    """Send the removals erasure queued for this destination; False when its settings are broken."""
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(select(erasure_removals.c.id, erasure_removals.c.member_id,
+                                       erasure_removals.c.identifiers)
+                                .where(erasure_removals.c.destination_id == dest.id, erasure_removals.c.id > after)
+                                .order_by(erasure_removals.c.id).limit(page)).all()
+        if not rows:
+            return True
+        after = rows[-1].id
+        results = connector.remove(dest.audience_id, [channels.member(r.member_id, r.identifiers or {})
+                                                      for r in rows])
+        # Skipped: nothing the provider could match (so nothing was ever added); done too.
+        settled = {r.key for r in results if r.status in ("sent", "skipped")}
+        problems = [r for r in results if r.status == "failed"]
+        done = [r.id for r in rows if r.member_id in settled]
+        if done:
+            with transaction(engine) as conn:
+                conn.execute(delete(erasure_removals).where(erasure_removals.c.id.in_(done)))
+        tally["removed"] += sum(1 for r in results if r.status == "sent")
+        tally["failed"] += len(problems)
+        if problems and not tally["error"]:
+            tally["error"] = problems[0].reason
+        if any(r.configuration_error for r in problems):
+            return False
 
 
 def _push(engine: Engine, dest: Any, version: int, connector: Any, tally: dict, page: int) -> None:

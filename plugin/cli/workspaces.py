@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from plugin.cli.common import app_engine, load_app
+from plugin.errors import LikelyError
 
 
 @click.group("workspaces")
@@ -18,18 +19,21 @@ def workspaces_group() -> None:
 @click.option("--webhook-secret", "secrets", multiple=True, help="A whsec_ signing secret.")
 def workspaces_create(slug: str, name: str | None, api_keys: tuple[str, ...], secrets: tuple[str, ...]) -> None:
     """Create a workspace (or add credentials to an existing one)."""
-    from plugin import workspaces
-    if not workspaces.SLUG.match(slug):
-        raise click.ClickException("a workspace slug is lowercase letters, digits, _ and -")
+    from plugin import store, workspaces
+    try:
+        workspaces.check_new_credentials(slug, api_keys, secrets)
+    except LikelyError as error:
+        problems = "; ".join(f"{field}: {' '.join(reasons)}" for field, reasons in error.details.items())
+        raise click.ClickException(f"{error.message}: {problems}") from None
     app = load_app()
-    engine = app_engine(app)
-    ws = workspaces.ensure(engine, slug, name)
-    for key in api_keys:
-        workspaces.add_api_key(engine, ws, key)
-    for secret in secrets:
-        if not secret.startswith("whsec_"):
-            raise click.ClickException("webhook secrets start with whsec_")
-        workspaces.add_webhook_secret(engine, ws, secret, app.extensions["likely_keyring"])
+    keyring = app.extensions["likely_keyring"]
+    # One transaction: the workspace and every credential, or nothing.
+    with store.transaction(app_engine(app)) as conn:
+        ws = workspaces.ensure_in(conn, slug, name)
+        for key in api_keys:
+            workspaces.add_api_key_in(conn, ws, key)
+        for secret in secrets:
+            workspaces.add_webhook_secret_in(conn, ws, secret, keyring)
     click.echo(f"workspace {ws.slug} ready")
 
 

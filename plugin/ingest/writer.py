@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from plugin.ingest import erasure
 from plugin.store import is_postgres
 from plugin.store.tables import event_types, metadata, users
 from plugin.store.types import utcnow
@@ -198,7 +199,8 @@ def upsert_users(conn: Connection, workspace_id: int, rows: Sequence[dict]) -> i
 
 
 def erase_users(conn: Connection, workspace_id: int, external_ids: Iterable[str]) -> int:
-    """Right to erasure: delete users and every row that refers to them, in every table."""
+    """Right to erasure: queue their removal from every sync destination they were pushed to,
+    then delete users and every row that refers to them, in every table."""
     wanted = sorted(set(external_ids))
     erased = 0
     for chunk in _chunks(wanted, LOOKUP_CHUNK):
@@ -206,6 +208,8 @@ def erase_users(conn: Connection, workspace_id: int, external_ids: Iterable[str]
             users.c.workspace_id == workspace_id, users.c.external_id.in_(chunk))).scalars())
         if not ids:
             continue
+        # First what was pushed out: the rows that record it are about to go.
+        erasure.queue_removals(conn, workspace_id, ids)
         # Any table with a user_id column holds data about users; new tables are covered too.
         for table in reversed(metadata.sorted_tables):
             if table is users or "user_id" not in table.c:

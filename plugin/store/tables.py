@@ -423,6 +423,23 @@ destination_members = Table(
     Column("synced_ts", BigInteger, nullable=False),
 )
 
+# What erasure still has to remove from a destination. Queued by erasure before the user's rows
+# go (the `destination_members` rows that said what was pushed go with them), sent by the
+# destination's next sync, deleted once the provider accepted the removal. It keeps only what
+# the provider matches members on. No `user_id` column: erasure's sweep of every table that
+# holds one must leave this queue alone.
+erasure_removals = Table(
+    "erasure_removals", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("destination_id", Integer, ForeignKey("segment_destinations.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("member_id", String(255), nullable=False),   # the host's user id (external id)
+    Column("identifiers", Json, nullable=False),        # email, phone, names... as the user had them
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("destination_id", "member_id", name="uq_erasure_removals_destination_member"),
+)
+
 segment_syncs = Table(
     "segment_syncs", metadata,
     Column("id", Integer, primary_key=True),

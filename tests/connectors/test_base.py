@@ -8,6 +8,7 @@ import pytest
 import responses
 
 import connectors
+from connectors import net
 from connectors.base import MessageConnector
 from connectors.errors import ConfigurationError, FatalError, RetriableError, SkipRecipient
 from connectors.model import Message, Result
@@ -250,6 +251,15 @@ def test_connector_is_a_context_manager_that_closes_its_session(fake_time):
     assert closed == [True]
 
 
+@pytest.fixture
+def trusted_loopback():
+    """The loopback server stands for a host the operator trusts (LIKELY_OUTBOUND_ALLOWED_HOSTS);
+    without that the outbound guard refuses a loopback address before connecting."""
+    net.configure(["127.0.0.1"])
+    yield
+    net.configure()
+
+
 def _loopback_sendgrid(port: int, fake_time, **settings):
     return connectors.SendgridEmail({"api_key": "k" * 10, "from_email": "a@b.c", "max_attempts": 2,
                                      "base_url": f"http://127.0.0.1:{port}", **settings}, **fake_time.kwargs())
@@ -259,7 +269,7 @@ def _email():
     return Message("key-1", "u", "u@x.com", subject="s", text="t", unsubscribe_url="https://x/u")
 
 
-def test_a_refused_connection_never_reached_the_provider_and_is_retried(fake_time):
+def test_a_refused_connection_never_reached_the_provider_and_is_retried(fake_time, trusted_loopback):
     """Nothing listens on the port: no byte of the request left us, so sending again is safe."""
     import socket
     with socket.socket() as probe:
@@ -270,7 +280,7 @@ def test_a_refused_connection_never_reached_the_provider_and_is_retried(fake_tim
     assert result.attempts == 2  # retried within the call
 
 
-def test_a_read_timeout_after_sending_is_ambiguous_and_not_resent(fake_time):
+def test_a_read_timeout_after_sending_is_ambiguous_and_not_resent(fake_time, trusted_loopback):
     """The provider took the whole request and never answered (a loopback server that reads and
     stays silent): it may have accepted it, and SendGrid does not de-duplicate."""
     import socket

@@ -9,6 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from connectors import net
 from connectors.email.smtp import SmtpEmail
 from connectors.model import Message
 
@@ -59,6 +60,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def trusted_local_server():
+    """The local server stands for an on-premise one the operator trusts
+    (LIKELY_OUTBOUND_ALLOWED_HOSTS); without that, a loopback address is refused."""
+    net.configure(["127.0.0.1"])
+    yield
+    net.configure()
 
 
 @pytest.fixture(scope="module")

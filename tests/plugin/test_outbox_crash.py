@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
+from connectors import net
 from plugin.campaigns import definitions, runs, schema
 from plugin.campaigns.delivery import deliver_outbox
 from plugin.store.tables import outbox
@@ -86,6 +87,15 @@ def provider():
     server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def trusted_fake_provider():
+    """The fake provider on 127.0.0.1 is trusted as an operator trusts an emulator
+    (LIKELY_OUTBOUND_ALLOWED_HOSTS); the worker process gets the same through its environment."""
+    net.configure(["127.0.0.1"])
+    yield
+    net.configure()
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_each_key_once(engine, database_url, provider):
     ws = cd.workspace_id(engine)
     cd.set_settings(engine, ws, connectors={"sendgrid": {**cd.SENDGRID, "base_url": provider.base_url}},
@@ -100,7 +110,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_each_key_once(engi
     worker = subprocess.Popen(
         [sys.executable, "-c", "from plugin.cli import main; main()", "campaigns", "deliver",
          "--worker-id", "victim", "--limit", str(BATCH)],
-        env={**os.environ, "LIKELY_DATABASE_URL": database_url, "LIKELY_OUTBOX_LEASE_SECONDS": str(LEASE)},
+        # The fake provider is trusted as an operator trusts an emulator.
+        env={**os.environ, "LIKELY_DATABASE_URL": database_url, "LIKELY_OUTBOX_LEASE_SECONDS": str(LEASE),
+             "LIKELY_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert provider.holding.wait(120), worker.stderr.read1().decode() if worker.poll() is not None else ""

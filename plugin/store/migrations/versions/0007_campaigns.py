@@ -7,7 +7,7 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-from plugin.store.types import Json, UtcDateTime
+from plugin.store.types import BigId, Json, UtcDateTime
 
 revision = "0007"
 down_revision = "0006"
@@ -164,9 +164,26 @@ def upgrade() -> None:
     # uuid-ossp is a trusted extension since PostgreSQL 13, so the schema owner may create it.
     if op.get_bind().dialect.name == "postgresql":
         op.execute('CREATE EXTENSION IF NOT EXISTS "uuid-ossp"')
+    # What erasure still has to remove from each sync destination (no user_id: the erase sweep
+    # leaves it, and the next sync sends the removals).
+    op.create_table(
+        "erasure_removals",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("workspace_id", sa.Integer, nullable=False),
+        sa.Column("destination_id", sa.Integer, nullable=False),
+        sa.Column("member_id", sa.String(255), nullable=False),
+        sa.Column("identifiers", Json, nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_erasure_removals"),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE",
+                                name="fk_erasure_removals_workspace_id_workspaces"),
+        sa.ForeignKeyConstraint(["destination_id"], ["segment_destinations.id"], ondelete="CASCADE",
+                                name="fk_erasure_removals_destination_id_segment_destinations"),
+        sa.UniqueConstraint("destination_id", "member_id", name="uq_erasure_removals_destination_member"),
+    )
 
 
 def downgrade() -> None:
-    for name in ("segment_syncs", "destination_members", "segment_destinations", "score_writebacks",
+    for name in ("erasure_removals", "segment_syncs", "destination_members", "segment_destinations", "score_writebacks",
                  "connector_breakers", "dead_addresses", "outbox", "campaign_runs", "campaigns"):
         op.drop_table(name)
