@@ -3,6 +3,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
+from plugin.api import host_webhooks  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
 from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth,
                         segment_destinations, segments, settings, webhooks)
 

@@ -14,6 +14,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from plugin.engagement.host_events import NAMES as ENGAGEMENT_EVENTS
+from plugin.engagement.host_events import record_events
 from plugin.store import is_postgres
 from plugin.store.tables import event_types, metadata, users
 from plugin.store.types import utcnow
@@ -22,6 +24,8 @@ LOOKUP_CHUNK = 5_000  # ids per IN (...) list: under SQLite's variable limit, ch
 # On PostgreSQL, batches up to this many rows go in as arrays (one statement, no temp table):
 # for a webhook's few rows, COPY's temp-table CREATE/TRUNCATE cost more than the rows did.
 ARRAY_BATCH_ROWS = 1_000
+# Event names that report engagement with a message (see plugin.engagement.host_events).
+ENGAGEMENT_NAMES = frozenset(ENGAGEMENT_EVENTS)
 
 
 def _insert(conn: Connection, table):
@@ -133,6 +137,9 @@ def write_prepared_events(conn: Connection, workspace_id: int, prepared: Sequenc
     user_map = user_ids(conn, workspace_id, (p[0] for p in prepared))
     type_map = event_type_ids(conn, workspace_id, (p[1] for p in prepared))
     records = [(workspace_id, user_map[u], type_map[e], ts, props, key) for u, e, ts, props, key in prepared]
+    if not ENGAGEMENT_NAMES.isdisjoint(type_map):
+        # Push opens, in-app clicks… the host reports update the messages they concern.
+        record_events(conn, workspace_id, [p for p in prepared if p[1] in ENGAGEMENT_NAMES], user_map)
     if is_postgres(conn):
         return _copy_events_postgres(conn, records)
     driver = conn.connection.driver_connection
