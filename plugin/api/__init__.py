@@ -5,7 +5,7 @@ from werkzeug.routing import IntegerConverter
 from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
 from plugin.api import host_webhooks  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
 from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth,
-                        segment_destinations, segments, settings, webhooks)
+                        segment_destinations, segments, settings, unsubscribe, webhooks)
 
 
 class StoreId(IntegerConverter):
@@ -37,5 +37,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(segments.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segment_destinations.bp)
+    app.register_blueprint(unsubscribe.bp)
     from plugin import pages
     app.register_blueprint(pages.bp)

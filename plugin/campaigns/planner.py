@@ -20,6 +20,7 @@ from sqlalchemy.types import UserDefinedType
 
 from plugin.audiences.compiler import compile_audience
 from plugin.campaigns import bands, channels, keys
+from plugin.engagement import unsubscribes
 from plugin.store import bulk_cache, is_postgres
 from plugin.store.tables import campaign_runs, outbox, scores, users
 
@@ -162,7 +163,8 @@ def _plan(conn: Connection, campaign: Any, run_id: int, now_ts: int, pg: bool) -
 
 def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts) -> int:
     channel = action["channel"]
-    rules = [(attrs.is_bool("unsubscribed", True), "unsubscribed")]
+    rules = [(or_(attrs.is_bool("unsubscribed", True),
+                  unsubscribes.opted_out(campaign.workspace_id, scores.c.user_id, channel)), "unsubscribed")]
     if channel in channels.CONSENT:
         rules.append((attrs.is_bool(channels.CONSENT[channel], False), "no_consent"))
     reachable = _reachable(attrs, channel)

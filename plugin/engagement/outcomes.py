@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import Connection, and_, func, select, tuple_
+from sqlalchemy import Connection, and_, func, select
 
 from plugin.engagement import unsubscribes
 from plugin.store import is_postgres
@@ -45,10 +45,13 @@ def record(conn: Connection, workspace_id: int, engagements: Sequence[Engagement
     found: list[tuple[tuple[int, int, str], Engagement]] = []
     for start in range(0, len(keyed), CHUNK):
         chunk = keyed[start:start + CHUNK]
-        rows = conn.execute(select(outbox.c.idempotency_key, outbox.c.run_id, outbox.c.user_id,
-                                   outbox.c.channel)
-                            .where(outbox.c.workspace_id == workspace_id,
-                                   outbox.c.idempotency_key.in_({e.key for e in chunk})))
+        query = (select(outbox.c.idempotency_key, outbox.c.run_id, outbox.c.user_id, outbox.c.channel)
+                 .where(outbox.c.workspace_id == workspace_id,
+                        outbox.c.idempotency_key.in_({e.key for e in chunk})))
+        if all(e.user_id is not None for e in chunk):
+            # Narrowed by user, the lookup reads the outbox's user index, not the whole table.
+            query = query.where(outbox.c.user_id.in_({e.user_id for e in chunk}))
+        rows = conn.execute(query)
         named = {k: (r, u, c) for k, r, u, c in rows}
         found += [(named[e.key], e) for e in chunk if e.key in named]
     for e in by_user:

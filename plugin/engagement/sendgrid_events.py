@@ -64,10 +64,9 @@ def load(body: Any) -> list[dict]:
 
 def apply(conn: Connection, workspace_id: int, events: list[dict]) -> dict:
     engagements = []
-    unkeyed = {e["likely_recipient_id"] for e in events
-               if e["event"] in KINDS and not e.get("likely_idempotency_key") and e.get("likely_recipient_id")}
+    recipients = {e["likely_recipient_id"] for e in events if e["event"] in KINDS and e.get("likely_recipient_id")}
     ids = dict(conn.execute(select(users.c.external_id, users.c.id).where(
-        users.c.workspace_id == workspace_id, users.c.external_id.in_(unkeyed))).all()) if unkeyed else {}
+        users.c.workspace_id == workspace_id, users.c.external_id.in_(recipients))).all()) if recipients else {}
     for e in events:
         kind = KINDS.get(e["event"])
         if kind is None:

@@ -54,14 +54,16 @@ def _keys() -> list[bytes]:
     return crypto.current().derived(PURPOSE)
 
 
-def make_token(workspace_slug: str, external_id: str, channel: str) -> str:
-    payload = _b64(json.dumps([workspace_slug, external_id, channel], separators=(",", ":")).encode())
+def make_token(workspace_slug: str, external_id: str, channel: str, message_key: str | None = None) -> str:
+    """The link's token; `message_key` (the outbox idempotency key) credits the opt-out to its message."""
+    payload = _b64(json.dumps([workspace_slug, external_id, channel, message_key],
+                              separators=(",", ":")).encode())
     signature = _b64(hmac.new(_keys()[0], payload.encode(), hashlib.sha256).digest())
     return f"{payload}.{signature}"
 
 
-def read_token(token: str) -> tuple[str, str, str]:
-    """(workspace slug, host user id, channel) of a token we signed; BadToken otherwise."""
+def read_token(token: str) -> tuple[str, str, str, str | None]:
+    """(workspace slug, host user id, channel, message key) of a token we signed; else BadToken."""
     payload, _, signature = token.partition(".")
     if not payload or not signature or len(token) > 2048:
         raise BadToken("malformed")
@@ -70,12 +72,13 @@ def read_token(token: str) -> tuple[str, str, str]:
         if not any(hmac.compare_digest(given, hmac.new(k, payload.encode(), hashlib.sha256).digest())
                    for k in _keys()):
             raise BadToken("signature")
-        slug, external_id, channel = json.loads(_unb64(payload))
+        slug, external_id, channel, key = json.loads(_unb64(payload))
     except (ValueError, TypeError, UnicodeDecodeError):
         raise BadToken("malformed") from None
-    if channel not in CHANNELS or not isinstance(slug, str) or not isinstance(external_id, str):
+    if channel not in CHANNELS or not isinstance(slug, str) or not isinstance(external_id, str) \
+            or not (key is None or isinstance(key, str)):
         raise BadToken("malformed")
-    return slug, external_id, channel
+    return slug, external_id, channel, key
 
 
 def public_url() -> str | None:
@@ -89,8 +92,9 @@ def public_url() -> str | None:
     return value.rstrip("/") if isinstance(value, str) and value else None
 
 
-def link_maker(conn: Connection, workspace_id: int, host_template: str | None) -> Callable[[str, str], str] | None:
-    """A function (host user id, channel) → unsubscribe link for this workspace, or None.
+def link_maker(conn: Connection, workspace_id: int,
+               host_template: str | None) -> Callable[[str, str, str | None], str] | None:
+    """A function (host user id, channel, message key) → unsubscribe link, or None.
 
     Our own signed link when LIKELY_PUBLIC_URL is set; else the host's `unsubscribe_url`
     template from the workspace settings (its `{user_id}` replaced); else none.
@@ -98,9 +102,9 @@ def link_maker(conn: Connection, workspace_id: int, host_template: str | None) -
     base = public_url()
     if base:
         slug = conn.execute(select(workspaces.c.slug).where(workspaces.c.id == workspace_id)).scalar_one()
-        return lambda external_id, channel: f"{base}/unsubscribe/{make_token(slug, external_id, channel)}"
+        return lambda external_id, channel, key=None: f"{base}/unsubscribe/{make_token(slug, external_id, channel, key)}"
     if host_template:
-        return lambda external_id, channel: host_template.replace("{user_id}", quote(external_id, safe=""))
+        return lambda external_id, channel, key=None: host_template.replace("{user_id}", quote(external_id, safe=""))
     return None
 
 
