@@ -107,7 +107,7 @@ def _import_host(fmt: str, paths: tuple[str, ...], workspace: str, as_json: bool
         report = import_host_files(engine, ws.id, [Path(p) for p in paths], fmt, event_name)
     except LikelyError as error:
         raise click.ClickException(error.message) from None
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError) as error:  # an unreadable file (fastavro says ValueError)
         raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(json.dumps(report.as_dict()))
