@@ -22,6 +22,12 @@ from sqlalchemy import select
 
 bp = Blueprint("unsubscribe", __name__)
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+TOKEN = {"token": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$", "maxLength": 2048,
+                   "description": "The signed token of an unsubscribe link."}}
+# A token that is no link of ours is answered with the page; a path that is no route with JSON.
+NOT_FOUND = {"description": "Not a link likely signed", "content": {
+    "text/html": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 CHANNEL_WORDS = {"email": "marketing emails", "push": "push notifications", "in_app": "in-app messages",
                  "sms": "text messages", "webhook": "these messages", "ads": "personalised ads"}
 ONE_CLICK = "One-Click"
@@ -37,8 +43,7 @@ def _page(state: str, channel: str | None = None, status: int = 200):
 
 @bp.get("/unsubscribe/<token>")
 @api_doc(summary="Unsubscribe confirmation page", tags=["unsubscribe"], security="none", errors=(),
-         responses={200: {"description": "Asks to confirm", **HTML},
-                    404: {"description": "Not a link likely signed", **HTML}})
+         path=TOKEN, responses={200: {"description": "Asks to confirm", **HTML}, 404: NOT_FOUND})
 def confirm(token: str):
     try:
         _, _, channel, _ = unsubscribes.read_token(token)
@@ -51,10 +56,10 @@ def confirm(token: str):
 @api_doc(summary="One-click unsubscribe (RFC 8058)", tags=["unsubscribe"], security="none", errors=(),
          body={"type": "object", "properties": {"List-Unsubscribe": {"type": "string", "enum": [ONE_CLICK]}},
                "required": ["List-Unsubscribe"]},
-         body_content_type="application/x-www-form-urlencoded",
+         body_content_type="application/x-www-form-urlencoded", path=TOKEN,
          responses={200: {"description": "Unsubscribed", **HTML},
                     400: {"description": "The body is not List-Unsubscribe=One-Click", **HTML},
-                    404: {"description": "Not a link likely signed", **HTML}})
+                    404: NOT_FOUND})
 def one_click(token: str):
     try:
         slug, external_id, channel, key = unsubscribes.read_token(token)
