@@ -91,3 +91,22 @@ def test_a_local_time_must_be_a_clock_time():
     with pytest.raises(ValidationError) as error:
         schema.CampaignInput().load(cd.campaign_body(1, schedule={"type": "once", "local_time": "25:00"}))
     assert "local_time" in error.value.messages["schedule"]
+
+
+def test_quiet_hours_are_checked_when_saved(client, app, engine):
+    from sqlalchemy import update
+
+    from plugin.store import transaction
+    from plugin.store.tables import workspaces
+    from tests.helpers import bearer
+    with transaction(engine) as conn:  # whatever an earlier test left in the default workspace's form
+        conn.execute(update(workspaces).where(workspaces.c.slug == "default")
+                     .values(settings={}, secret_settings=None))
+    bad = client.patch("/v1/settings", headers=bearer(),
+                       json={"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "Europe/Pariss"}})
+    assert bad.status_code == 400 and "quiet_hours.time_zone" in bad.json["error"]["details"]
+    late = client.patch("/v1/settings", headers=bearer(), json={"quiet_hours": {"start": "24:00", "end": "08:00"}})
+    assert late.status_code == 400 and "quiet_hours.start" in late.json["error"]["details"]
+    good = client.patch("/v1/settings", headers=bearer(),
+                        json={"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "Europe/Paris"}})
+    assert good.status_code == 200, good.json

@@ -133,3 +133,20 @@ def test_bad_rows_are_named_and_nothing_is_written(client, engine, ws):
     assert attributes(engine, ws, "97980cfea0067") is None  # the good identify was not written either
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(users).where(users.c.workspace_id == ws)).scalar() == 0
+
+
+def test_the_shared_secret_saved_through_the_settings_form_is_kept_secret_and_used(client, engine, app):
+    from sqlalchemy import update
+
+    from plugin.store import transaction
+    from plugin.store.tables import workspaces
+    from tests.helpers import bearer
+    with transaction(engine) as conn:  # whatever an earlier test left in the default workspace's form
+        conn.execute(update(workspaces).where(workspaces.c.slug == "default")
+                     .values(settings={}, secret_settings=None))
+    saved = client.patch("/v1/settings", json={"inbound": {"segment_shared_secret": SHARED_SECRET}},
+                         headers=bearer())
+    assert saved.status_code == 200, saved.json
+    shown = client.get("/v1/settings", headers=bearer()).json["settings"]
+    assert shown["inbound"]["segment_shared_secret"] == "********"
+    assert post_segment(client, TRACK).status_code == 200
