@@ -54,17 +54,33 @@ def record(conn: Connection, workspace_id: int, engagements: Sequence[Engagement
         rows = conn.execute(query)
         named = {k: (r, u, c) for k, r, u, c in rows}
         found += [(named[e.key], e) for e in chunk if e.key in named]
-    for e in by_user:
-        row = conn.execute(select(outbox.c.run_id, outbox.c.user_id, outbox.c.channel)
-                           .where(outbox.c.workspace_id == workspace_id, outbox.c.user_id == e.user_id,
-                                  outbox.c.channel == e.channel, outbox.c.status == "sent",
-                                  outbox.c.sent_ts <= e.ts)
-                           .order_by(outbox.c.sent_ts.desc()).limit(1)).first()
-        if row is not None:
-            found.append(((row.run_id, row.user_id, row.channel), e))
+    found += _latest_sent(conn, workspace_id, by_user)
     _apply(conn, workspace_id, found)
-    _suppress(conn, workspace_id, [(ident, e) for ident, e in found])
+    _suppress(conn, workspace_id, found)
     return len(found)
+
+
+def _latest_sent(conn: Connection, workspace_id: int, engagements: list[Engagement]) -> list:
+    """For each engagement, the latest message sent to its user on its channel before it
+    (one query per 1,000 users, read through the outbox's user index)."""
+    found = []
+    users_wanted = sorted({e.user_id for e in engagements})
+    for start in range(0, len(users_wanted), CHUNK):
+        chunk = users_wanted[start:start + CHUNK]
+        sent: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        for run_id, user_id, channel, sent_ts in conn.execute(
+                select(outbox.c.run_id, outbox.c.user_id, outbox.c.channel, outbox.c.sent_ts)
+                .where(outbox.c.workspace_id == workspace_id, outbox.c.user_id.in_(chunk),
+                       outbox.c.status == "sent", outbox.c.sent_ts.is_not(None))):
+            sent.setdefault((user_id, channel), []).append((sent_ts, run_id))
+        wanted = set(chunk)
+        for e in engagements:
+            if e.user_id not in wanted:
+                continue
+            before = [item for item in sent.get((e.user_id, e.channel), ()) if item[0] <= e.ts]
+            if before:
+                found.append(((max(before)[1], e.user_id, e.channel), e))
+    return found
 
 
 def _apply(conn: Connection, workspace_id: int, found: list) -> None:
@@ -85,13 +101,12 @@ def _apply(conn: Connection, workspace_id: int, found: list) -> None:
             for (r, u, c), values in merged.items()]
     excluded = insert.excluded
     # The first time seen wins: an earlier event arriving late still moves the time back.
-    update = {f"{k}_ts": func.coalesce(func.min(getattr(outbox_engagement.c, f"{k}_ts"),
-                                                getattr(excluded, f"{k}_ts")),
-                                       getattr(outbox_engagement.c, f"{k}_ts"), getattr(excluded, f"{k}_ts"))
-              if not is_postgres(conn) else
-              func.coalesce(func.least(getattr(outbox_engagement.c, f"{k}_ts"), getattr(excluded, f"{k}_ts")),
-                            getattr(outbox_engagement.c, f"{k}_ts"), getattr(excluded, f"{k}_ts"))
-              for k in KINDS}
+    # (PostgreSQL's least() skips NULLs, SQLite's min() returns NULL: coalesce covers both.)
+    least = func.least if is_postgres(conn) else func.min
+    update = {}
+    for kind in KINDS:
+        stored, incoming = outbox_engagement.c[f"{kind}_ts"], excluded[f"{kind}_ts"]
+        update[f"{kind}_ts"] = func.coalesce(least(stored, incoming), stored, incoming)
     update["bounce"] = func.coalesce(excluded.bounce, outbox_engagement.c.bounce)
     update["updated_ts"] = excluded.updated_ts
     conn.execute(insert.on_conflict_do_update(index_elements=["run_id", "user_id", "channel"], set_=update),

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from plugin.ingest import writer
 from plugin.ingest.files import MAX_REPORTED_ERRORS, ImportReport
-from plugin.ingest.formats import Mapped, braze_currents, clevertap, convert, segment
+from plugin.ingest.formats import Mapped, RowProblem, braze_currents, clevertap, convert, segment
 
 FORMATS = ("braze-currents", "clevertap", "segment")
 CHUNK = 5_000
@@ -55,7 +55,6 @@ def _plan(path: Path, fmt: str, event_name: str | None) -> tuple[Iterator[Any], 
 def _guarded(adapt: Callable[[dict], Mapped]) -> Callable[[dict], Mapped]:
     def run(record: dict) -> Mapped:
         if record.get("__invalid_json__"):
-            from plugin.ingest.formats import RowProblem
             raise RowProblem({"_row": ["Not valid JSON."]})
         return adapt(record)
     return run
