@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 import responses
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from plugin.campaigns import definitions, runs, schema
 from plugin.campaigns.delivery import deliver_outbox
@@ -210,3 +210,35 @@ def test_a_failed_write_back_is_retried_later(app, client, engine, world):
     with responses.RequestsMock() as rsps:
         rsps.add(responses.POST, f"{BRAZE['rest_endpoint']}/users/track", status=201, json={"message": "success"})
         assert unsubscribes.write_back(engine)["written"] == 1
+
+
+def test_push_texts_and_sendgrid_dynamic_templates_get_the_link_too(app, engine, world):
+    """A SendGrid dynamic template (Handlebars) reads `{{unsubscribe_url}}` from
+    `dynamic_template_data` (https://www.twilio.com/docs/sendgrid/ui/sending-email/how-to-send-an-email-with-dynamic-templates)."""
+    from plugin.campaigns import messages
+    from plugin.campaigns.outbox import claim
+    cd.set_settings(engine, world["ws"], connectors={"sendgrid": {**cd.SENDGRID, "template_id": "d-6a1b2c"}})
+    push_tier = tier(with_push=True)
+    push_tier["channels"][1]["template"] = {"text": "Stop these: {{ unsubscribe_url }}"}
+    body = cd.campaign_body(world["pid"], tiers=[push_tier])
+    campaign, _ = definitions.create(engine, world["ws"], schema.CampaignInput().load(body))
+    runs.start_run(engine, world["ws"], campaign["id"], now_ts=NOW)
+    _, claimed = claim(engine, "w1", 100, NOW)
+    with app.app_context(), engine.connect() as conn:
+        context = messages.load_context(conn, world["ws"], claimed)
+        _, ready = messages.prepare(context, claimed, NOW)
+    push = next(p.item for p in ready if p.row.channel == "push")
+    assert push.unsubscribe_url.startswith(f"{PUBLIC}/unsubscribe/") and push.text == f"Stop these: {push.unsubscribe_url}"
+    with app.app_context():
+        assert unsubscribes.read_token(push.unsubscribe_url.rsplit("/", 1)[1])[2] == "push"
+    # The emails themselves, through SendGrid with a dynamic template:
+    with engine.connect() as conn:  # hand the claimed rows back, as an expired lease would
+        conn.execute(update(outbox).values(next_attempt_at=NOW, claimed_by=None, claim_expires=None))
+        conn.commit()
+    _, bodies = deliver(app, engine)
+    [sent_body] = bodies
+    assert sent_body["template_id"] == "d-6a1b2c"
+    for personalization in sent_body["personalizations"]:
+        link = personalization["headers"]["List-Unsubscribe"].strip("<>")
+        assert personalization["dynamic_template_data"]["unsubscribe_url"] == link
+        assert link.startswith(f"{PUBLIC}/unsubscribe/")

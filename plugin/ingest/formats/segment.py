@@ -30,7 +30,6 @@ RESERVED_TRAITS = {"email": "email", "phone": "phone", "firstName": "first_name"
                    "lastName": "last_name", "first_name": "first_name", "last_name": "last_name"}
 ADDRESS_FIELDS = {"city": "city", "state": "state", "postalCode": "zip", "country": "country"}
 TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
-MAX_BATCH = 10_000
 
 
 def messages(body: Any) -> Iterable[tuple[str, Any]]:
