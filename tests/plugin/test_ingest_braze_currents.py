@@ -32,6 +32,12 @@ SCHEMAS = {
         *DEVICE]},
     "users.behaviors.app.SessionStart": {"type": "record", "name": "SessionStart", "fields": [
         *COMMON, {"name": "session_id", "type": "string"}, *DEVICE]},
+    "users.messages.pushnotification.Open": {"type": "record", "name": "PushNotificationOpen", "fields": [
+        *COMMON, {"name": "timezone", "type": OPTIONAL, "default": None},
+        *[{"name": n, "type": OPTIONAL, "default": None}
+          for n in ("app_id", "campaign_id", "campaign_name", "message_variation_id", "canvas_id",
+                    "canvas_name", "canvas_variation_id", "canvas_step_id", "send_id", "dispatch_id",
+                    "platform", "os_version", "device_model", "device_id", "button_action_type")]]},
 }
 T0 = 1_790_000_000
 
@@ -130,3 +136,17 @@ def test_not_an_avro_file_is_a_clear_error(engine, database_url, monkeypatch, tm
     result = run_import(database_url, monkeypatch, folder / "0.avro")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert stored(engine) == []
+
+
+def test_message_engagement_files_keep_their_currents_name(engine, database_url, monkeypatch, tmp_path):
+    path = currents_file(tmp_path, "users.messages.pushnotification.Open", [{
+        "id": "po-1", "user_id": "braze-u1", "external_user_id": "u1", "time": T0 + 30, "timezone": "Asia/Tokyo",
+        "app_id": "app-1", "campaign_id": "cmp-7", "campaign_name": "Spring", "message_variation_id": "mv-1",
+        "canvas_id": None, "canvas_name": None, "canvas_variation_id": None, "canvas_step_id": None,
+        "send_id": "s-1", "dispatch_id": "dsp-1", "platform": "ios", "os_version": "17.1",
+        "device_model": "iPhone15,2", "device_id": "d-1", "button_action_type": None}])
+    result = run_import(database_url, monkeypatch, path)
+    assert result.exit_code == 0, result.output
+    [opened] = stored(engine)
+    assert (opened.name, opened.ts) == ("users.messages.pushnotification.Open", T0 + 30)
+    assert opened.properties["campaign_id"] == "cmp-7" and opened.properties["dispatch_id"] == "dsp-1"
