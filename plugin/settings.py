@@ -7,7 +7,7 @@ import sys
 from importlib import resources
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +37,21 @@ def default_instance_path() -> str:
     if package_parent.is_relative_to(prefix):
         return str(prefix / "var" / "plugin-instance")
     return str(package_parent / "instance")
+
+
+# The web layer installs how to find the running app's settings (None outside an app).
+_app_settings: Callable[[], "dict | None"] = lambda: None
+
+
+def use_app_settings(resolver: Callable[[], "dict | None"]) -> None:
+    global _app_settings
+    _app_settings = resolver
+
+
+def current() -> dict:
+    """The running app's settings, or — outside an app — the environment's."""
+    found = _app_settings()
+    return found if found is not None else load(default_instance_path())
 
 
 def settings_schema() -> dict:

@@ -187,6 +187,12 @@ def validate(settings: Any, field: str = "") -> dict:
         else:
             message = error.message
         errors.setdefault(name, []).append(message)
+    zone = settings.get("quiet_hours", {}).get("time_zone") if isinstance(settings, Mapping) and \
+        isinstance(settings.get("quiet_hours"), Mapping) else None
+    if isinstance(zone, str) and not _iana(zone):
+        # JSON Schema cannot know the IANA database; a typo would silently mean UTC.
+        errors.setdefault(".".join(p for p in (field, "quiet_hours", "time_zone") if p), []).append(
+            f"{zone!r} is not an IANA time zone (e.g. Europe/Paris)")
     if errors:
         raise ValidationFailed("the settings have invalid fields; nothing was saved",
                                code="invalid_settings", details=errors)
@@ -215,3 +221,12 @@ def write(conn: Connection, workspace_id: int, settings: Mapping,
     token = (keyring or crypto.current()).encrypt(json.dumps(secrets)) if secrets else None
     conn.execute(update(workspaces).where(workspaces.c.id == workspace_id)
                  .values(settings=public, secret_settings=token))
+
+
+def _iana(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -3,8 +3,9 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
+from plugin.api import host_webhooks  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
 from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth, pages,
-                        predictions, segment_destinations, segments, settings, webhooks)
+                        predictions, segment_destinations, segments, settings, unsubscribe, webhooks)
 
 
 class StoreId(IntegerConverter):
@@ -35,4 +36,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(segments.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segment_destinations.bp)
+    app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(pages.bp)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, has_app_context, has_request_context
 
-from plugin import crypto, store
+from plugin import crypto, settings, store
+from plugin.engagement import host_events
+from plugin.ingest import writer
 
 
 def init_app(app: Flask) -> None:
@@ -18,11 +20,18 @@ def init_app(app: Flask) -> None:
     app.config["SECRET_KEY_FALLBACKS"] = fallbacks
     store.use_request_scope(_current_engine, _request_readers)
     crypto.use_app_keyring(_current_keyring)
+    settings.use_app_settings(_current_settings)
+    # Engagement the host reports (push opens, in-app clicks) updates the messages it concerns.
+    writer.observe(host_events.NAMES, host_events.record_events)
     app.teardown_request(_close_readers)
 
 
 def _current_engine():
     return current_app.extensions["likely_engine"]
+
+
+def _current_settings() -> dict | None:
+    return current_app.config["LIKELY"] if has_app_context() else None
 
 
 def _current_keyring() -> crypto.Keyring | None:

@@ -47,20 +47,25 @@ def receive(workspace_slug: str, endpoint: str, schema: Schema, rows_key: str | 
         raise PayloadTooLarge(f"a batch holds at most {limit} {rows_key}; split it",
                               details={"limit": limit, "received": len(body[rows_key])})
     data = load(schema, body)
+    return write_once(workspace.id, webhook_id, endpoint, lambda conn: write(conn, workspace.id, data, webhook_id))
+
+
+def write_once(workspace_id: int, webhook_id: str, endpoint: str, write: Callable[[Connection], dict]):
+    """Write and record the delivery in one transaction; a redelivery answers as the first did."""
     engine = store.engine()
     try:
         with store.transaction(engine) as conn:
-            prior = _prior(conn, workspace.id, webhook_id)
+            prior = _prior(conn, workspace_id, webhook_id)
             if prior is not None:
                 return jsonify({**prior, "duplicate": True})
-            result = write(conn, workspace.id, data, webhook_id)
+            result = write(conn)
             conn.execute(insert(webhook_receipts).values(
-                workspace_id=workspace.id, webhook_id=webhook_id, endpoint=endpoint,
+                workspace_id=workspace_id, webhook_id=webhook_id, endpoint=endpoint,
                 response=result, received_at=utcnow()))
     except IntegrityError:
         # A concurrent delivery of the same webhook-id won the race; answer as it did.
         with engine.connect() as conn:
-            prior = _prior(conn, workspace.id, webhook_id)
+            prior = _prior(conn, workspace_id, webhook_id)
         if prior is None:
             raise
         return jsonify({**prior, "duplicate": True})

@@ -53,7 +53,12 @@ def sync_segments(engine: Engine, **params) -> dict[str, int]:
 
 
 def write_back_scores(engine: Engine, **params) -> dict[str, int]:
-    return writeback.write_back_scores(engine, **params)
+    """Changed scores, then opt-outs not yet written to the host."""
+    counts = writeback.write_back_scores(engine, **params)
+    from plugin.engagement import unsubscribes
+    options = {k: v for k, v in params.items() if k in ("workspace_id", "connector_options")}
+    counts.update({f"unsubscribes_{k}": v for k, v in unsubscribes.write_back(engine, **options).items()})
+    return counts
 
 
 def refresh_segments(engine: Engine, *, workspace_id: int, **_: object) -> dict[str, int]:

@@ -7,14 +7,14 @@ the newest address. A row that cannot be sent now is settled on the spot, with i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
-from urllib.parse import quote
+from typing import Any, Callable, Mapping, Sequence
 
 from connectors import Member, Message
 from sqlalchemy import Connection, select
 
 from plugin.campaigns import channels, keys, templates
 from plugin.campaigns.outbox import Outcome
+from plugin.engagement import unsubscribes
 from plugin.store import is_postgres
 from plugin.store.tables import campaigns, dead_addresses, predictions, scores, users
 
@@ -40,7 +40,8 @@ class Context:
     users: dict[int, Any]
     categories: dict[tuple[int, int], str]
     dead: set[tuple[str, str]] = field(default_factory=set)
-    unsubscribe_url: str | None = None
+    unsubscribe_link: Callable[..., str] | None = None  # (host user id, channel, message key) → link
+    opted_out: set[tuple[int, str]] = field(default_factory=set)
 
 
 def load_context(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> Context:
@@ -65,7 +66,9 @@ def load_context(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> Co
             select(dead_addresses.c.channel, dead_addresses.c.address_hash)
             .where(dead_addresses.c.workspace_id == workspace_id,
                    keys.user_id_in(dead_addresses.c.user_id, chunk, pg))))
-    return Context(found, names, people, categories, dead, channels.unsubscribe_url(conn, workspace_id))
+    opted_out = unsubscribes.opted_out_users(conn, workspace_id, user_ids)
+    link = unsubscribes.link_maker(conn, workspace_id, channels.unsubscribe_url(conn, workspace_id))
+    return Context(found, names, people, categories, dead, link, opted_out)
 
 
 def prepare(context: Context, rows: Sequence[Any], now_ts: int) -> tuple[list[Outcome], list[Prepared]]:
@@ -100,20 +103,23 @@ def _prepare_one(context: Context, row: Any) -> Prepared:
         raise _Settle("dead", "channel_removed_from_tier")
     attributes = user.attributes or {}
     reason = channels.skip_reason(row.channel, attributes)
+    if (row.user_id, row.channel) in context.opted_out:  # opted out since the run was planned
+        reason = "unsubscribed"
     if reason:
         raise _Settle("skipped", reason)
     address, others = _address(context, row.channel, attributes, user.external_id)
     if row.channel == "ads":
         return Prepared(row, row.connector, channels.member(user.external_id, attributes),
                         audience_id=action["audience_id"])
-    rendered = _render(context, campaign, tier, action, row, user)
+    unsubscribe_url = _unsubscribe(context, user.external_id, row.channel, row.idempotency_key)
+    rendered = _render(context, campaign, tier, action, row, user, unsubscribe_url)
     data = {"likely_campaign": campaign.name, "likely_tier": tier["name"]}
     if row.channel == "webhook":
         data.update({"user_id": user.external_id, "offer": tier["offer"], **rendered})
     message = Message(idempotency_key=row.idempotency_key, recipient_id=user.external_id,
                       address=address, subject=rendered.get("subject"), text=rendered.get("text"),
                       html=rendered.get("html"), data=data,
-                      unsubscribe_url=_unsubscribe(context, user.external_id))
+                      unsubscribe_url=unsubscribe_url)
     return Prepared(row, row.connector, message, address=address, other_addresses=others)
 
 
@@ -140,22 +146,21 @@ def _address(context: Context, channel: str, attributes: Mapping[str, Any],
     return external_id, 0
 
 
-def _render(context: Context, campaign: Any, tier: dict, action: dict, row: Any, user: Any) -> dict[str, str]:
+def _render(context: Context, campaign: Any, tier: dict, action: dict, row: Any, user: Any,
+            unsubscribe_url: str | None) -> dict[str, str]:
     source = {k: v for k, v in (action.get("template") or {}).items() if v}
     category = context.categories.get((campaign.prediction_id, row.user_id), tier["name"])
     values = templates.message_context(user.attributes or {}, user.external_id, row.score, category,
                                        context.prediction_names.get(campaign.prediction_id, ""),
-                                       tier["offer"], tier["name"], campaign.name)
+                                       tier["offer"], tier["name"], campaign.name, unsubscribe_url)
     try:
         return templates.render(source, values)
     except templates.TemplateProblem as problem:
         raise _Settle("dead", f"template_error: {problem.field}: {problem.describe()}") from None
 
 
-def _unsubscribe(context: Context, external_id: str) -> str | None:
-    if not context.unsubscribe_url:
-        return None
-    return context.unsubscribe_url.replace("{user_id}", quote(external_id, safe=""))
+def _unsubscribe(context: Context, external_id: str, channel: str, key: str) -> str | None:
+    return context.unsubscribe_link(external_id, channel, key) if context.unsubscribe_link else None
 
 
 def _text(attributes: Mapping[str, Any], name: str) -> str | None:

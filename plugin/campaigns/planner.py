@@ -1,8 +1,9 @@
 """Planning a run: one set-based INSERT … SELECT per (tier, channel) writes the outbox.
 
 Each statement reads the tier's band from `scores`, joins `users` for reachability and consent,
-and writes one row per user: `pending` to send, or `skipped` with the first reason that
-applies — unsubscribed, no_consent, not_reachable, frequency_cap, control (the control group
+and writes one row per user: `pending` to send (due at once, or at the user's local send time
+outside quiet hours: see `send_time`), or `skipped` with the first reason that applies —
+unsubscribed, no_consent, not_reachable, frequency_cap, control (the control group
 is drawn last, from users who could have been messaged, so treatment and control compare).
 Users already messaged (or held out) by an earlier run of the campaign are not written again:
 they are counted per tier as `already_messaged` / `already_in_control`.
@@ -19,7 +20,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.types import UserDefinedType
 
 from plugin.audiences.compiler import compile_audience
-from plugin.campaigns import bands, channels, keys
+from plugin.campaigns import bands, channels, keys, send_time
+from plugin.engagement import unsubscribes
 from plugin.store import bulk_cache, is_postgres
 from plugin.store.tables import campaign_runs, outbox, scores, users
 
@@ -142,6 +144,9 @@ def _plan(conn: Connection, campaign: Any, run_id: int, now_ts: int, pg: bool) -
     workspace_id = campaign.workspace_id
     attrs = Attributes(pg)
     caps = channels.frequency_caps(conn, workspace_id)
+    # Local send time and quiet hours: each row is due when the user's own clock allows.
+    timing = send_time.rules(campaign.schedule or {}, channels.workspace_settings(conn, workspace_id))
+    due = send_time.due_expression(conn, workspace_id, now_ts, timing, pg)
     has_prior = conn.execute(select(campaign_runs.c.id).where(
         campaign_runs.c.campaign_id == campaign.id, campaign_runs.c.id != run_id).limit(1)).first() is not None
     cutoff = (now_ts - campaign.remessage_after_days * DAY
@@ -155,15 +160,16 @@ def _plan(conn: Connection, campaign: Any, run_id: int, now_ts: int, pg: bool) -
             already = _count_already(conn, where, campaign.id, run_id, cutoff)
             where.append(not_(blocked))
         # Every channel of a tier writes one row per user of the band: the first one's count is the band's.
-        written = [_insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts)
+        written = [_insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts, due)
                    for action in tier["channels"]]
         summary.append({"tier": tier["name"], "targeted": written[0] + sum(already.values()), **already})
     return summary
 
 
-def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts) -> int:
+def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps, pg, now_ts, due) -> int:
     channel = action["channel"]
-    rules = [(attrs.is_bool("unsubscribed", True), "unsubscribed")]
+    rules = [(or_(attrs.is_bool("unsubscribed", True),
+                  unsubscribes.opted_out(campaign.workspace_id, scores.c.user_id, channel)), "unsubscribed")]
     if channel in channels.CONSENT:
         rules.append((attrs.is_bool(channels.CONSENT[channel], False), "no_consent"))
     reachable = _reachable(attrs, channel)
@@ -176,7 +182,7 @@ def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps
     if share > 0:
         rules.append((_bucket(pg, campaign.id) < keys.threshold(share), "control"))
     reason = case(*rules, else_=None).label("reason")
-    chosen = (select(scores.c.user_id, scores.c.score, reason)
+    chosen = (select(scores.c.user_id, scores.c.score, reason, due.label("due"))
               .select_from(scores.join(users, users.c.id == scores.c.user_id))
               .where(*where)
               # In user order, the users lookups read the table sequentially and every outbox
@@ -190,8 +196,7 @@ def _insert_rows(conn, campaign, run_id, index, tier, action, where, attrs, caps
                    literal(run_id, Integer), literal(index, Integer), chosen.c.user_id,
                    literal(channel, String), literal(action["connector"], String),
                    _key(pg, campaign.id, run_id, channel, chosen.c.user_id), status, chosen.c.reason,
-                   chosen.c.score, literal(0, Integer), literal(now_ts, BigInteger),
-                   literal(now_ts, BigInteger))
+                   chosen.c.score, literal(0, Integer), chosen.c.due, literal(now_ts, BigInteger))
     statement = insert(outbox).from_select(list(COLUMNS), query).execution_options(preserve_rowcount=True)
     return conn.execute(statement).rowcount
 

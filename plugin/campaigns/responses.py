@@ -78,6 +78,14 @@ class TierResult(Schema):
     failed = Count()
     dead = Count()
     held = Count()
+    delivered = Count(metadata={"description": "Messages the provider or host reported delivered."})
+    opened = Count(metadata={"description": "Messages opened (a click counts as an open)."})
+    clicked = Count()
+    bounced = Count()
+    complained = Count(metadata={"description": "Messages reported as spam."})
+    unsubscribed = Count(metadata={"description": "Recipients who unsubscribed from the message."})
+    converted = Count(allow_none=True, metadata={"description": "Treatment users who performed the goal "
+                                                               "event in the window; null until it passed."})
     skipped = Reasons
     channels = fields.Dict(keys=fields.String(), values=fields.Dict())
     outcomes = fields.Nested(Outcomes, allow_none=True, metadata={"description": "Null until a window has passed."})

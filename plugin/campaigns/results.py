@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, exists, func, select
 
 from plugin.campaigns import breaker, definitions
+from plugin.engagement import outcomes
 from plugin.store.tables import campaign_runs, event_types, events, outbox, predictions
 
 DAY = 86_400
+ENGAGEMENT = ("delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
 Z95 = 1.959964
 
 
@@ -58,11 +60,13 @@ def campaign_results(conn: Connection, workspace_id: int, campaign_id: int, now_
                     if counted.get(reason):
                         tiers[i]["skipped"][reason] = tiers[i]["skipped"].get(reason, 0) + counted[reason]
     _delivery_counts(conn, [r.id for r in runs], tiers)
+    _engagement_counts(conn, [r.id for r in runs], tiers)
     goal = _goal(conn, workspace_id, campaign.prediction_id)
     matured = [r for r in runs if r.run_ts + r.window_days * DAY <= now_ts]
     for run in matured:
         _conversions(conn, workspace_id, run, goal, tiers)
     for tier in tiers:
+        tier["converted"] = tier["_groups"]["treatment"][1] if matured else None
         tier["outcomes"] = _outcomes(tier.pop("_groups")) if matured else None
     pending = [r for r in runs if r not in matured]
     return {"campaign_id": campaign.id, "runs": len(runs), "runs_measured": len(matured),
@@ -73,7 +77,7 @@ def campaign_results(conn: Connection, workspace_id: int, campaign_id: int, now_
 def _empty(name: str) -> dict:
     return {"tier": name, "targeted": 0, "pending": 0, "sent": 0, "failed": 0, "dead": 0, "held": 0,
             "unknown": 0,
-            "skipped": {}, "channels": {},
+            **{kind: 0 for kind in ENGAGEMENT}, "skipped": {}, "channels": {},
             "_groups": {"treatment": [0, 0, 0.0], "control": [0, 0, 0.0]}}
 
 
@@ -96,6 +100,17 @@ def _delivery_counts(conn: Connection, run_ids: list[int], tiers: list[dict]) ->
         else:
             tier[status] = tier.get(status, 0) + n
             per_channel[status] = per_channel.get(status, 0) + n
+
+
+def _engagement_counts(conn: Connection, run_ids: list[int], tiers: list[dict]) -> None:
+    """Delivered, opened, clicked… per tier and channel, from the messages' engagement."""
+    for (index, channel), counted in outcomes.counts_by_tier(conn, run_ids).items():
+        if index >= len(tiers):
+            continue
+        per_channel = tiers[index]["channels"].setdefault(channel, {})
+        for kind in ENGAGEMENT:
+            tiers[index][kind] += counted[kind]
+            per_channel[kind] = per_channel.get(kind, 0) + counted[kind]
 
 
 def _goal(conn: Connection, workspace_id: int, prediction_id: int) -> Any:

@@ -115,6 +115,10 @@ class Schedule(Strict):
     at = fields.AwareDateTime(default_timezone=None)
     every = fields.String(validate=validate.OneOf(tuple(PERIODS)))
     start_at = fields.AwareDateTime()
+    local_time = fields.String(validate=validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                                        error="Use HH:MM (24-hour clock)."),
+                               metadata={"description": "Send at this time on each user's own clock "
+                                                        "(their time_zone attribute), from the run on."})
 
     @validates_schema
     def complete(self, data: dict, **kwargs) -> None:

@@ -16,10 +16,11 @@ import time
 from typing import Any
 
 import connectors
-from sqlalchemy import Connection, Engine, delete, exists, insert, select, update
+from sqlalchemy import Connection, Engine, delete, exists, insert, select, true, update
 
 from plugin.audiences.segments import get_segment, members_at
 from plugin.campaigns import channels
+from plugin.engagement import unsubscribes
 from plugin.errors import Conflict, NotFound, ValidationFailed
 from plugin.store import transaction
 from plugin.store.tables import (destination_members, erasure_removals, segment_destinations, segment_members,
@@ -178,14 +179,20 @@ def _difference(dest: Any, version: int, remove: bool, after: int, page: int):
     """The next page of members to add (in the snapshot, not pushed) or remove (pushed, not in it)."""
     pushed = exists().where(destination_members.c.destination_id == dest.id,
                             destination_members.c.user_id == segment_members.c.user_id)
+    # A user who opted out of the destination's channel (ads) is not sent, and in mirror mode
+    # is removed from where an earlier sync put them.
+    channel = getattr(connectors.CONNECTORS.get(dest.connector), "channel", None)
+    allowed = (~unsubscribes.opted_out(dest.workspace_id, segment_members.c.user_id, channel)
+               if channel == "ads" else true())
     if not remove:
         return (select(segment_members.c.user_id, users.c.external_id, users.c.attributes)
                 .join(users, users.c.id == segment_members.c.user_id)
                 .where(segment_members.c.segment_id == dest.segment_id, members_at(version), ~pushed,
-                       segment_members.c.user_id > after)
+                       segment_members.c.user_id > after, allowed)
                 .order_by(segment_members.c.user_id).limit(page))
     member = exists().where(segment_members.c.segment_id == dest.segment_id,
-                            segment_members.c.user_id == destination_members.c.user_id, members_at(version))
+                            segment_members.c.user_id == destination_members.c.user_id, members_at(version),
+                            allowed)
     return (select(destination_members.c.user_id, users.c.external_id, users.c.attributes)
             .join(users, users.c.id == destination_members.c.user_id)
             .where(destination_members.c.destination_id == dest.id, ~member, destination_members.c.user_id > after)

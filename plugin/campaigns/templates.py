@@ -3,7 +3,8 @@
 A template is a set of fields — `subject`, `text`, `html` — each a Jinja2 template. `html` is
 autoescaped (user data cannot inject markup into an email); the others are plain text.
 Variables: `user` (the user's attributes, plus `id`, the host's user id), `score`, `category`,
-`prediction` (its name), `offer` (the tier's offer), `tier` and `campaign` (their names).
+`prediction` (its name), `offer` (the tier's offer), `tier` and `campaign` (their names), and
+`unsubscribe_url` (the user's signed one-click unsubscribe link for the message's channel).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from jinja2.sandbox import SecurityError
 from plugin.campaigns.sandbox import MAX_OUTPUT, CampaignSandbox, TemplateBudgetExceeded, budgeted
 
 FIELDS = ("subject", "text", "html")
-VARIABLES = frozenset({"user", "score", "category", "prediction", "offer", "tier", "campaign", "range"})
+VARIABLES = frozenset({"user", "score", "category", "prediction", "offer", "tier", "campaign", "range",
+                       "unsubscribe_url"})
 MAX_SOURCE = 50_000  # characters of one template's source
 
 _PLAIN = CampaignSandbox(autoescape=False)
@@ -114,11 +116,12 @@ def sample_context(offer: Mapping[str, Any] | None = None, tier: str = "High",
     return {"user": {"id": "sample-user", "email": "sample@example.com", "first_name": "Sam",
                      "country": "FR", "language": "fr", "push_tokens": ["sample-token"]},
             "score": 80.0, "category": tier, "prediction": prediction, "offer": dict(offer or {}),
-            "tier": tier, "campaign": campaign}
+            "tier": tier, "campaign": campaign, "unsubscribe_url": "https://example.com/unsubscribe/sample"}
 
 
 def message_context(attributes: Mapping[str, Any], external_id: str, score: float, category: str,
-                    prediction: str, offer: Mapping[str, Any], tier: str, campaign: str) -> dict[str, Any]:
+                    prediction: str, offer: Mapping[str, Any], tier: str, campaign: str,
+                    unsubscribe_url: str | None = None) -> dict[str, Any]:
     return {"user": {**attributes, "id": external_id}, "score": round(float(score), 1),
             "category": category, "prediction": prediction, "offer": dict(offer), "tier": tier,
-            "campaign": campaign}
+            "campaign": campaign, "unsubscribe_url": unsubscribe_url or ""}

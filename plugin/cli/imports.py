@@ -45,12 +45,47 @@ def _import(kind: str, path: str, workspace: str, as_json: bool) -> None:
 
 
 @import_group.command("events")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--workspace", default="default", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def import_events(path: str, workspace: str, as_json: bool) -> None:
-    """Import events: user_id,event,timestamp[,properties | extra columns]."""
-    _import("events", path, workspace, as_json)
+@click.option("--format", "fmt", default="likely", show_default=True,
+              type=click.Choice(["likely", "braze-currents", "clevertap", "segment"]),
+              help="likely: our CSV / JSON Lines; or a host's own files (Braze Currents Avro, "
+                   "CleverTap or Segment JSON).")
+@click.option("--event", "event_name", default=None,
+              help="CleverTap Get Events exports: the event the export was made for.")
+def import_events(paths: tuple[str, ...], workspace: str, as_json: bool, fmt: str,
+                  event_name: str | None) -> None:
+    """Import events: user_id,event,timestamp[,properties | extra columns], or a host's files."""
+    if fmt != "likely":
+        _import_host(fmt, paths, workspace, as_json, event_name)
+        return
+    for path in paths:
+        _import("events", path, workspace, as_json)
+
+
+def _import_host(fmt: str, paths: tuple[str, ...], workspace: str, as_json: bool,
+                 event_name: str | None) -> None:
+    from plugin import workspaces
+    from plugin.ingest.host_files import import_host_files
+    app = load_app()
+    engine = app_engine(app)
+    try:
+        with engine.connect() as conn:
+            ws = workspaces.get(conn, workspace)
+        report = import_host_files(engine, ws.id, [Path(p) for p in paths], fmt, event_name)
+    except LikelyError as error:
+        raise click.ClickException(error.message) from None
+    except (ValueError, OSError, EOFError) as error:  # an unreadable file (fastavro says ValueError)
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        click.echo(f"read {report.read}, written {report.written}, rejected {report.rejected}")
+        for error in report.errors:
+            click.echo(f"  {error['file']} record {error['line']}: {json.dumps(error['errors'])}", err=True)
+    if report.rejected:
+        sys.exit(1)  # rejected records: say so in the exit status
 
 
 @import_group.command("users")

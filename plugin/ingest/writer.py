@@ -5,9 +5,8 @@ Each call runs inside the caller's transaction, so a batch is written whole or n
 from __future__ import annotations
 
 import hashlib
-
 import json
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Connection, String, and_, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -23,6 +22,16 @@ LOOKUP_CHUNK = 5_000  # ids per IN (...) list: under SQLite's variable limit, ch
 # On PostgreSQL, batches up to this many rows go in as arrays (one statement, no temp table):
 # for a webhook's few rows, COPY's temp-table CREATE/TRUNCATE cost more than the rows did.
 ARRAY_BATCH_ROWS = 1_000
+# Code above ingest that acts on particular written events (engagement: push opens, in-app
+# clicks update the messages they concern) registers here when the app is built, so ingest never
+# imports it. An observer gets (conn, workspace_id, the prepared rows of its names, user ids).
+EventObserver = Callable[[Connection, int, list[tuple], dict[str, int]], Any]
+_observers: dict[frozenset[str], EventObserver] = {}
+
+
+def observe(names: Iterable[str], observer: EventObserver) -> None:
+    """Call `observer` with the rows of these event names whenever events are written."""
+    _observers[frozenset(names)] = observer
 
 
 def _insert(conn: Connection, table):
@@ -134,6 +143,9 @@ def write_prepared_events(conn: Connection, workspace_id: int, prepared: Sequenc
     user_map = user_ids(conn, workspace_id, (p[0] for p in prepared))
     type_map = event_type_ids(conn, workspace_id, (p[1] for p in prepared))
     records = [(workspace_id, user_map[u], type_map[e], ts, props, key) for u, e, ts, props, key in prepared]
+    for names, observer in _observers.items():
+        if not names.isdisjoint(type_map):
+            observer(conn, workspace_id, [p for p in prepared if p[1] in names], user_map)
     if is_postgres(conn):
         return _copy_events_postgres(conn, records)
     driver = conn.connection.driver_connection

@@ -455,3 +455,37 @@ segment_syncs = Table(
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=False),
 )
+
+# --- engagement back and opt-outs ---------------------------------------------------------
+
+# What happened to a message after it was sent, one row per outbox row (its key), from the
+# providers' event webhooks and the host's engagement events. Each time is the first seen.
+outbox_engagement = Table(
+    "outbox_engagement", metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("workspace_id", Integer, nullable=False),
+    Column("delivered_ts", BigInteger, nullable=True),
+    Column("opened_ts", BigInteger, nullable=True),
+    Column("clicked_ts", BigInteger, nullable=True),
+    Column("bounced_ts", BigInteger, nullable=True),
+    Column("bounce", String(16), nullable=True),       # hard | soft
+    Column("dropped_ts", BigInteger, nullable=True),
+    Column("complained_ts", BigInteger, nullable=True),  # marked as spam
+    Column("unsubscribed_ts", BigInteger, nullable=True),
+    Column("updated_ts", BigInteger, nullable=False),
+)
+
+# A user's opt-out, per channel: every later run and sync skips them (reason `unsubscribed`).
+# Written back to the host when the workspace has a host connector (written_back_at).
+unsubscribes = Table(
+    "unsubscribes", metadata,
+    Column("workspace_id", Integer, primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("source", String(32), nullable=False),      # one_click | link | sendgrid | host
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("written_back_at", UtcDateTime, nullable=True),
+    Column("write_back_error", String(300), nullable=True),
+)

@@ -181,9 +181,38 @@ def upgrade() -> None:
                                 name="fk_erasure_removals_destination_id_segment_destinations"),
         sa.UniqueConstraint("destination_id", "member_id", name="uq_erasure_removals_destination_member"),
     )
+    # Engagement per outbox row (delivered, opened, clicked…) and opt-outs per channel.
+    op.create_table(
+        "outbox_engagement",
+        sa.Column("run_id", sa.Integer, nullable=False),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("workspace_id", sa.Integer, nullable=False),
+        sa.Column("delivered_ts", sa.BigInteger, nullable=True),
+        sa.Column("opened_ts", sa.BigInteger, nullable=True),
+        sa.Column("clicked_ts", sa.BigInteger, nullable=True),
+        sa.Column("bounced_ts", sa.BigInteger, nullable=True),
+        sa.Column("bounce", sa.String(16), nullable=True),
+        sa.Column("dropped_ts", sa.BigInteger, nullable=True),
+        sa.Column("complained_ts", sa.BigInteger, nullable=True),
+        sa.Column("unsubscribed_ts", sa.BigInteger, nullable=True),
+        sa.Column("updated_ts", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "user_id", "channel", name="pk_outbox_engagement"),
+    )
+    op.create_table(
+        "unsubscribes",
+        sa.Column("workspace_id", sa.Integer, nullable=False),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("written_back_at", UtcDateTime, nullable=True),
+        sa.Column("write_back_error", sa.String(300), nullable=True),
+        sa.PrimaryKeyConstraint("workspace_id", "user_id", "channel", name="pk_unsubscribes"),
+    )
 
 
 def downgrade() -> None:
-    for name in ("erasure_removals", "segment_syncs", "destination_members", "segment_destinations", "score_writebacks",
+    for name in ("unsubscribes", "outbox_engagement", "erasure_removals", "segment_syncs", "destination_members", "segment_destinations", "score_writebacks",
                  "connector_breakers", "dead_addresses", "outbox", "campaign_runs", "campaigns"):
         op.drop_table(name)
