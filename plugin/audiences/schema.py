@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from plugin.ids import Id, is_int64
 from plugin.ingest.schemas import ATTRIBUTE_NAME
 
 MAX_DEPTH = 8
@@ -40,6 +41,16 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
 
 
+BIG_INTEGER = "Whole numbers in a filter lie between -2^63 and 2^63 - 1 (the stores' integers)."
+
+
+def _scalar_problem(value: Any, expected: str) -> str | None:
+    """Why `value` cannot be compared with an attribute, or None."""
+    if not _is_scalar(value):
+        return expected
+    return None if is_int64(value) else BIG_INTEGER
+
+
 class _Leaf(Schema):
     class Meta:
         unknown = RAISE
@@ -48,7 +59,7 @@ class _Leaf(Schema):
 
 
 class _PredictionLeaf(_Leaf):
-    prediction = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction = Id(required=True)
 
 
 class ScoreFilter(_PredictionLeaf):
@@ -96,14 +107,16 @@ class AttributeFilter(_Leaf):
         elif op in ("in", "not_in"):
             if not isinstance(value, list) or not 1 <= len(value) <= MAX_LIST_VALUES:
                 raise ValidationError(f"{op} needs a list of 1 to {MAX_LIST_VALUES} values.", "value")
-            bad = {i: ["Not a string, number or boolean."] for i, v in enumerate(value) if not _is_scalar(v)}
+            bad = {i: [problem] for i, v in enumerate(value)
+                   if (problem := _scalar_problem(v, "Not a string, number or boolean."))}
             if bad:
                 raise ValidationError(bad, "value")
         elif op in ORDERING_OPS:
-            if isinstance(value, bool) or not _is_scalar(value):
-                raise ValidationError(f"{op} compares with a number or a string.", "value")
-        elif not _is_scalar(value):
-            raise ValidationError(f"{op} needs a string, number or boolean value.", "value")
+            problem = _scalar_problem(value, f"{op} compares with a number or a string.")
+            if isinstance(value, bool) or problem:
+                raise ValidationError(problem or f"{op} compares with a number or a string.", "value")
+        elif problem := _scalar_problem(value, f"{op} needs a string, number or boolean value."):
+            raise ValidationError(problem, "value")
 
 
 class PerformedFilter(_Leaf):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 from plugin.audiences.schema import StrictNumber
+from plugin.ids import Id
 from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate,
                          validates_schema)
 
@@ -125,7 +126,7 @@ class Schedule(Strict):
 
 class CampaignInput(Strict):
     name = fields.String(required=True, validate=validate.Length(1, 255))
-    prediction_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction_id = Id(required=True)
     audience = fields.Dict(allow_none=True, load_default=None,
                            metadata={"description": "Optional audience tree layered on the bands."})
     tiers = fields.List(fields.Nested(Tier), required=True, validate=validate.Length(1, MAX_TIERS))
@@ -155,7 +156,7 @@ class PresetRequest(Schema):
 
     preset = fields.String(required=True)
     name = fields.String(required=True, validate=validate.Length(1, 255))
-    prediction_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction_id = Id(required=True)
     connectors = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
                              values=fields.String(validate=validate.Length(1, 64)), load_default=dict)
     ads_audience_id = fields.String(validate=validate.Length(1, 255), allow_none=True, load_default=None)
