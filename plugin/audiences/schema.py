@@ -16,6 +16,9 @@ from plugin.ingest.schemas import ATTRIBUTE_NAME
 MAX_DEPTH = 8
 MAX_LEAVES = 100
 MAX_LIST_VALUES = 1000
+# The audience budget: each filter weighs 1 and each value listed in it (`in`, `not_in`) 1 more.
+# Compiling and running a tree costs about its weight, so the whole tree is held to it.
+MAX_WEIGHT = 5_000
 BRANCHES = ("all", "any")
 CHANNELS = ("email", "push", "in_app", "ads")
 ORDERING_OPS = ("lt", "lte", "gt", "gte")
@@ -166,6 +169,7 @@ class _Parser:
     def __init__(self) -> None:
         self.errors: dict[str, list[str]] = {}
         self.leaves = 0
+        self.weight = 0
 
     def fail(self, path: str, message: str) -> None:
         self.errors.setdefault(path or ROOT, []).append(message)
@@ -202,6 +206,9 @@ class _Parser:
 
     def leaf(self, value: dict, path: str) -> dict | None:
         self.leaves += 1
+        self.weight += 1 + sum(len(v) for k, v in value.items() if k in ("value", "in") and isinstance(v, list))
+        if self.weight > MAX_WEIGHT:
+            return None  # refused as a whole below; validating the rest would only cost more
         name = value.get("filter")
         schema = _LEAF_SCHEMAS.get(name) if isinstance(name, str) else None
         if schema is None:
@@ -220,6 +227,10 @@ def parse_tree(tree: Any) -> dict:
     result = parser.node(tree, "", 1)
     if parser.leaves > MAX_LEAVES:
         parser.fail(ROOT, f"At most {MAX_LEAVES} filters in one definition; found {parser.leaves}.")
+    if parser.weight > MAX_WEIGHT:
+        parser.errors = {ROOT: [
+            f"The definition is over the audience budget of {MAX_WEIGHT}: each filter counts 1 and "
+            f"each listed value 1 more, and it counts {parser.weight}."]}
     if parser.errors:
         raise ValidationError(parser.errors)
     return result

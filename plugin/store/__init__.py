@@ -120,7 +120,10 @@ def ping(engine: Engine) -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["likely_engine"] = make_engine(app.config["LIKELY"]["database_url"])
+    from plugin.store import timeouts
+    engine = make_engine(app.config["LIKELY"]["database_url"])
+    timeouts.install(engine, app.config["LIKELY"]["statement_timeout_ms"])
+    app.extensions["likely_engine"] = engine
     app.teardown_request(_close_readers)
 
 
