@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 
 from plugin.errors import SettingsError
+from plugin.observability.redaction import redact
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 LIST_SETTINGS = {"webhook_secrets", "api_keys"}
@@ -59,7 +60,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             spec = schema["properties"].get(name, {})
             label = spec.get("x-env", name)
             # Never echo a secret value back in the message.
-            reason = "is not valid" if spec.get("x-secret") else error.message
+            # A URL's password is masked too (`postgres://u:***@db/x`): start-up errors reach logs.
+            reason = "is not valid" if spec.get("x-secret") else redact(error.message)
             problems.append(f"{label}: {reason}")
         raise SettingsError("invalid settings: " + "; ".join(problems))
     filled = dict(values)
