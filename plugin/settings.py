@@ -69,6 +69,10 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         if name not in filled and "default" in spec:
             filled[name] = spec["default"]
     _check_timezone(filled.get("timezone", "UTC"))
+    if filled.get("environment") == "production" and not filled.get("metrics_token"):
+        # /metrics names workspaces' job kinds and volumes: never open on a production server.
+        raise SettingsError("invalid settings: LIKELY_METRICS_TOKEN: required when LIKELY_ENVIRONMENT="
+                            "production (/metrics would be open to anyone who can reach the server)")
     return filled
 
 
