@@ -80,6 +80,8 @@ class LinkSchema(Schema):
 class ApiKeyLoginSchema(Schema):
     api_key = fields.String(required=True, validate=validate.Length(1, 512))
     next = fields.String(validate=validate.Length(max=2048))
+    csrf_token = fields.String(metadata={"description": "The sign-in form's token (login CSRF); "
+                                                        "without the form's own token the answer is 403."})
 
 
 def frame_headers(response: Response) -> Response:
@@ -175,7 +177,8 @@ def login_link():
 @api_doc(summary="Sign in to the prediction pages with an API key", tags=["pages"], security="none",
          body=ApiKeyLoginSchema, body_content_type="application/x-www-form-urlencoded", errors=(),
          responses={200: {"description": "Signed in", **HTML}, 302: {"description": "Signed in; redirect to `next`"},
-                    400: {"description": "No key given", **HTML}, 401: {"description": "Wrong key", **HTML}})
+                    400: {"description": "No key given", **HTML}, 401: {"description": "Wrong key", **HTML},
+                    403: {"description": "Not posted from likely's own sign-in form (login CSRF)", **HTML}})
 def login_api_key():
     key = request.form.get("api_key", "").strip()
     next_path = request.form.get("next", "")
