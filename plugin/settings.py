@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 
 from plugin.errors import SettingsError
+from plugin.observability.redaction import redact
 
 LIST_SETTINGS = {"webhook_secrets", "api_keys"}
 
@@ -91,7 +92,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             spec = schema["properties"].get(name, {})
             label = spec.get("x-env", name)
             # Never echo a secret value back in the message.
-            reason = "is not valid" if spec.get("x-secret") else error.message
+            # A URL's password is masked too (`postgres://u:***@db/x`): start-up errors reach logs.
+            reason = "is not valid" if spec.get("x-secret") else redact(error.message)
             problems.append(f"{label}: {reason}")
         raise SettingsError("invalid settings: " + "; ".join(problems))
     filled = dict(values)
@@ -99,6 +101,10 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         if name not in filled and "default" in spec:
             filled[name] = spec["default"]
     _check_timezone(filled.get("timezone", "UTC"))
+    if filled.get("environment") == "production" and not filled.get("metrics_token"):
+        # /metrics names workspaces' job kinds and volumes: never open on a production server.
+        raise SettingsError("invalid settings: LIKELY_METRICS_TOKEN: required when LIKELY_ENVIRONMENT="
+                            "production (/metrics would be open to anyone who can reach the server)")
     return filled
 
 

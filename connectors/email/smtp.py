@@ -78,8 +78,11 @@ class SmtpEmail(MessageConnector):
         return results
 
     def _send_one(self, smtp: smtplib.SMTP, message: Message) -> Result:
-        email = self._email(message)
         key = message.idempotency_key
+        try:
+            email = self._email(message)
+        except ValueError:  # a CR/LF in a header (the subject, an address): this message only
+            return Result.failed(key, "invalid_message: a header holds a line break")
         try:
             refused = smtp.send_message(email, self.settings["from_email"], [message.address])
         except smtplib.SMTPRecipientsRefused as exc:

@@ -2,6 +2,8 @@
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from plugin.ids import MAX_ID
+
 from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
 from plugin.api import host_webhooks  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
 from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth, pages,
@@ -12,7 +14,7 @@ class StoreId(IntegerConverter):
     """`<int:…>` ids beyond the store's integer range become 0, an id no row has, so the
     view answers its usual 404 instead of the database refusing the comparison (a 500)."""
 
-    LARGEST = 2**31 - 1
+    LARGEST = MAX_ID
 
     def to_python(self, value: str) -> int:
         number = super().to_python(value)

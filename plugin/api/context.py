@@ -8,10 +8,14 @@ from flask import Flask, current_app, g, has_app_context, has_request_context
 from plugin import crypto, settings, store
 from plugin.engagement import host_events
 from plugin.ingest import writer
+from plugin.store import timeouts
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["likely_engine"] = store.make_engine(app.config["LIKELY"]["database_url"])
+    engine = store.make_engine(app.config["LIKELY"]["database_url"])
+    # Every statement run while serving a request has a deadline (503 query_timeout past it).
+    timeouts.install(engine, app.config["LIKELY"]["statement_timeout_ms"], has_request_context)
+    app.extensions["likely_engine"] = engine
     keyring = crypto.keyring_for(app.config["LIKELY"], app.instance_path)
     app.extensions["likely_keyring"] = keyring
     # Flask signs the page session cookie with this; older keys still verify during rotation.

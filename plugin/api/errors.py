@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from marshmallow import Schema, ValidationError, fields
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from plugin.errors import LikelyError
+from plugin.store import timeouts
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,15 @@ def init_app(app: Flask) -> None:
         if error.code == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error: DBAPIError):
+        if timeouts.is_statement_timeout(error):
+            log.warning("a statement ran past LIKELY_STATEMENT_TIMEOUT_MS and was stopped")
+            limit = current_app.config["LIKELY"]["statement_timeout_ms"]
+            return _json(503, "query_timeout", f"the query took longer than {limit} ms and was stopped; "
+                         "narrow it or try again later", {"timeout_ms": limit})
+        return unexpected(error)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -70,11 +70,11 @@ class UninstallResultSchema(Schema):
     duplicate = fields.Boolean(required=True)
 
 
-def _prior(conn: Connection, slug: str, webhook_id: str) -> dict | None:
+def _prior(conn: Connection, slug: str, endpoint: str, webhook_id: str) -> dict | None:
     return conn.execute(select(webhook_receipts.c.response)
                         .join(workspaces_table, workspaces_table.c.id == webhook_receipts.c.workspace_id)
-                        .where(workspaces_table.c.slug == slug, webhook_receipts.c.webhook_id == webhook_id)
-                        ).scalar()
+                        .where(workspaces_table.c.slug == slug, webhook_receipts.c.endpoint == endpoint,
+                               webhook_receipts.c.webhook_id == webhook_id)).scalar()
 
 
 def _once(endpoint: str, slug: str, webhook_id: str, act) -> tuple[dict, bool]:
@@ -86,7 +86,7 @@ def _once(endpoint: str, slug: str, webhook_id: str, act) -> tuple[dict, bool]:
     engine = store.engine()
     try:
         with store.transaction(engine) as conn:
-            prior = _prior(conn, slug, webhook_id)
+            prior = _prior(conn, slug, endpoint, webhook_id)
             if prior is not None:
                 return prior, True
             workspace_id, answer, stored = act(conn)
@@ -95,7 +95,7 @@ def _once(endpoint: str, slug: str, webhook_id: str, act) -> tuple[dict, bool]:
                 response=stored, received_at=utcnow()))
     except IntegrityError:
         with engine.connect() as conn:
-            prior = _prior(conn, slug, webhook_id)
+            prior = _prior(conn, slug, endpoint, webhook_id)
         if prior is None:
             raise
         return prior, True

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from plugin import store
 from plugin.api import v1
 from plugin.api.requests import load
+from plugin.ids import Id
 from plugin.jobs import runlog
 from plugin.errors import CHOICE_ERROR
 
@@ -17,8 +18,8 @@ OUTCOMES = ("running", "ok", "failed", "skipped")
 
 class JobRunsQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    before = fields.Integer(validate=validate.Range(min=1),
-                            metadata={"description": "a run id: list runs older than it (next_before of a page)"})
+    before = Id(strict=False,
+                metadata={"description": "a run id: list runs older than it (next_before of a page)"})
     kind = fields.String(validate=validate.Length(min=1, max=64))
     outcome = fields.String(validate=validate.OneOf(OUTCOMES, error=CHOICE_ERROR))
     job_id = fields.String(validate=validate.Length(min=1, max=191))

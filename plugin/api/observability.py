@@ -16,6 +16,7 @@ from plugin.observability.redaction import redact, secrets_in_settings
 from plugin.settings import settings_schema
 
 access_log = logging.getLogger("likely.access")
+log = logging.getLogger(__name__)
 
 # A caller's id is kept only if it is short and plain: it is echoed in headers and logs.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -33,6 +34,11 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_unbind)
     app.extensions["likely_metrics"] = StoreCollector(app.extensions["likely_engine"])
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
+    if not app.config["LIKELY"].get("metrics_token"):
+        # Said loudly at every start: production (LIKELY_ENVIRONMENT=production) refuses to start so.
+        log.warning("/metrics is OPEN: anyone who can reach this server reads its metrics; set "
+                    "LIKELY_METRICS_TOKEN (required with LIKELY_ENVIRONMENT=production) or keep the "
+                    "port off every public network")
 
 
 def _start() -> None:

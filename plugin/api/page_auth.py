@@ -19,15 +19,17 @@ from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, g, make_response, redirect, request, session
-from markupsafe import escape
+from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request, session
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
 
 from plugin import store, workspaces
 from plugin.api.docs import api_doc
 from plugin.api.requests import load
 from plugin.errors import Forbidden, NotFound, Unauthorized
+from plugin.api import csrf
 from plugin.api.security import webhook_secrets_for, workspace_for_key
+from plugin.store.tables import api_keys, webhook_secrets
 from plugin.workspaces import Workspace
 
 bp = Blueprint("page_auth", __name__)
@@ -79,14 +81,22 @@ class LinkSchema(Schema):
 class ApiKeyLoginSchema(Schema):
     api_key = fields.String(required=True, validate=validate.Length(1, 512))
     next = fields.String(validate=validate.Length(max=2048))
+    csrf_token = fields.String(metadata={"description": "The sign-in form's token (login CSRF); "
+                                                        "without the form's own token the answer is 403."})
 
 
 def frame_headers(response: Response) -> Response:
     """Let only the host (LIKELY_HOST_ORIGIN) frame a page; without one, only likely itself."""
     origins = current_app.config["LIKELY"].get("host_origins") or []
-    response.headers["Content-Security-Policy"] = "frame-ancestors " + (" ".join(origins) or "'self'")
+    # Scripts only from likely itself (no inline script, no plugin objects, no <base> rewrite),
+    # forms post only to likely.
+    response.headers["Content-Security-Policy"] = (
+        "frame-ancestors " + (" ".join(origins) or "'self'")
+        + "; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'")
     if not origins:
         response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"  # a page URL never leaves in a Referer
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -95,27 +105,43 @@ def _safe_next(value: str | None) -> str | None:
     # Same-origin paths only: a link must never bounce a signed-in user to another site.
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None  # a CR/LF would split the Location header (a 500 before, a header injection at worst)
     parts = urlsplit(value)
     return value if not parts.scheme and not parts.netloc else None
+
+
+def credentials_fingerprint(workspace: Workspace) -> str:
+    """A digest of the workspace's current API keys and webhook secrets (hashes and row ids,
+    never the secrets). A session remembers it: rotating credentials ends every session."""
+    with store.engine().connect() as conn:
+        keys = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.workspace_id == workspace.id)
+                            .order_by(api_keys.c.key_hash)).scalars().all()
+        secrets = conn.execute(select(webhook_secrets.c.id).where(webhook_secrets.c.workspace_id == workspace.id)
+                               .order_by(webhook_secrets.c.id)).scalars().all()
+    parts = [*keys, *map(str, secrets)]
+    if workspace.slug == workspaces.DEFAULT:  # the environment's credentials are the default's too
+        configured = current_app.config["LIKELY"]
+        parts += [hashlib.sha256(v.encode()).hexdigest()
+                  for v in (*configured.get("api_keys", []), *configured.get("webhook_secrets", []))]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _start_session(workspace: Workspace, next_path: str | None) -> Response:
     session.clear()
     session.permanent = True
-    session[SESSION_KEY] = {"id": workspace.id, "slug": workspace.slug}
+    session[SESSION_KEY] = {"id": workspace.id, "slug": workspace.slug,
+                            "credentials": credentials_fingerprint(workspace)}
     target = _safe_next(next_path)
     if target:
         return frame_headers(redirect(target, code=302))
-    return frame_headers(make_response(_page(
-        f'Signed in to {escape(workspace.slug)}. <a href="/predictions">Open the predictions</a>.', None), 200))
+    return frame_headers(make_response(_page(f"Signed in to {workspace.slug}.", None, signed_in=True), 200))
 
 
-def _page(message: str, form_next: str | None) -> str:
-    form = "" if form_next is None else (
-        '<form method="post" action="/login"><label>API key <input name="api_key" type="password" '
-        'autocomplete="off" required></label>'
-        f'<input type="hidden" name="next" value="{escape(form_next)}"><button>Sign in</button></form>')
-    return f"<!doctype html><title>likely</title><main><p>{message}</p>{form}</main>"
+def _page(message: str, form_next: str | None, signed_in: bool = False) -> str:
+    """The sign-in page, with the pages' own <head>; the form carries a login CSRF token."""
+    return render_template("pages/login.html", message=message, form_next=form_next, signed_in=signed_in,
+                           login_token=csrf.token() if form_next is not None else None)
 
 
 @bp.get("/login")
@@ -151,10 +177,15 @@ def login_link():
 @api_doc(summary="Sign in to the prediction pages with an API key", tags=["pages"], security="none",
          body=ApiKeyLoginSchema, body_content_type="application/x-www-form-urlencoded", errors=(),
          responses={200: {"description": "Signed in", **HTML}, 302: {"description": "Signed in; redirect to `next`"},
-                    400: {"description": "No key given", **HTML}, 401: {"description": "Wrong key", **HTML}})
+                    400: {"description": "No key given", **HTML}, 401: {"description": "Wrong key", **HTML},
+                    403: {"description": "Not posted from likely's own sign-in form (login CSRF)", **HTML}})
 def login_api_key():
     key = request.form.get("api_key", "").strip()
     next_path = request.form.get("next", "")
+    if not csrf.matches(request.form.get("csrf_token", "")):
+        # Login CSRF: another site's form could sign this browser in to the attacker's workspace.
+        return frame_headers(make_response(_page(
+            "This sign-in form has expired or did not come from likely; sign in again.", ""), 403))
     if not key or len(key) > 512:
         return frame_headers(make_response(_page("Enter an API key.", next_path), 400))
     workspace = workspace_for_key(key)
@@ -173,8 +204,11 @@ def session_workspace() -> Workspace | None:
             workspace = workspaces.get(conn, held["slug"])
         except NotFound:
             return None
-    # The id must match too: a workspace purged and re-created under the same slug is another one.
-    return workspace if workspace.id == held.get("id") and workspace.active else None
+    # The id must match too: a workspace purged and re-created under the same slug is another one;
+    # and the credentials: rotating them ends the sessions opened with the old ones.
+    if workspace.id != held.get("id") or not workspace.active:
+        return None
+    return workspace if held.get("credentials") == credentials_fingerprint(workspace) else None
 
 
 def page_login_required(view: Callable[..., Any]) -> Callable[..., Any]:

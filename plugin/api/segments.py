@@ -15,6 +15,7 @@ from plugin.api.requests import json_body, load
 from plugin.audiences import exports, segments
 from plugin.audiences.schema import AudienceDefinition
 from plugin.errors import ValidationFailed
+from plugin.ids import MAX_ID, MAX_INT64, MIN_ID
 from plugin.store.tables import segment_versions
 
 bp = v1.blueprint("segments", __name__, "/segments")
@@ -101,7 +102,7 @@ def _format() -> str:
     return next(name for name, mime in FORMATS.items() if mime == best)
 
 
-def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
+def _int_arg(name: str, low: int, high: int = MAX_ID) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
@@ -109,7 +110,7 @@ def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
         value = int(raw)
     except ValueError:
         raise ValidationFailed(f"{name} must be a whole number", details={name: ["Not a valid integer."]}) from None
-    if value < low or (high is not None and value > high):
+    if not low <= value <= high:  # within the store's integers: never a 500 from the driver
         raise ValidationFailed(f"{name} is out of range", details={name: [f"Must be between {low} and {high}."]})
     return value
 
@@ -121,7 +122,10 @@ def encode_cursor(version: int, after: int) -> str:
 def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         version, after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-        return int(version), int(after)
+        version, after = int(version), int(after)
+        if not (MIN_ID <= version <= MAX_ID and 0 <= after <= MAX_INT64):  # after: a user id, 64-bit
+            raise ValueError("out of range")
+        return version, after
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise ValidationFailed("the cursor is not one this API returned", code="invalid_cursor",
                                details={"cursor": ["Not a valid cursor."]}) from None

@@ -55,7 +55,7 @@ def write_once(workspace_id: int, webhook_id: str, endpoint: str, write: Callabl
     engine = store.engine()
     try:
         with store.transaction(engine) as conn:
-            prior = _prior(conn, workspace_id, webhook_id)
+            prior = _prior(conn, workspace_id, endpoint, webhook_id)
             if prior is not None:
                 return jsonify({**prior, "duplicate": True})
             result = write(conn)
@@ -65,16 +65,18 @@ def write_once(workspace_id: int, webhook_id: str, endpoint: str, write: Callabl
     except IntegrityError:
         # A concurrent delivery of the same webhook-id won the race; answer as it did.
         with engine.connect() as conn:
-            prior = _prior(conn, workspace_id, webhook_id)
+            prior = _prior(conn, workspace_id, endpoint, webhook_id)
         if prior is None:
             raise
         return jsonify({**prior, "duplicate": True})
     return jsonify({**result, "duplicate": False})
 
 
-def _prior(conn: Connection, workspace_id: int, webhook_id: str) -> dict | None:
+def _prior(conn: Connection, workspace_id: int, endpoint: str, webhook_id: str) -> dict | None:
+    """The first answer to this webhook-id on this endpoint of this workspace (ids are the sender's:
+    the same id on another endpoint is another delivery)."""
     return conn.execute(select(webhook_receipts.c.response).where(
-        webhook_receipts.c.workspace_id == workspace_id,
+        webhook_receipts.c.workspace_id == workspace_id, webhook_receipts.c.endpoint == endpoint,
         webhook_receipts.c.webhook_id == webhook_id)).scalar()
 
 

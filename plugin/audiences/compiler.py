@@ -109,7 +109,7 @@ def _condition(node: dict, workspace_id: int, now_ts: int) -> ColumnElement:
 
 def _membership(ids: Select, correlated: Select) -> ColumnElement:
     """`users.id IN (ids)` on SQLite; EXISTS (correlated) on PostgreSQL."""
-    return PerDialect(users.c.id.in_(ids), correlated.exists())
+    return PerDialect.of(lambda: users.c.id.in_(ids), correlated.exists)
 
 
 def _scored(prediction_id: int, workspace_id: int, condition: ColumnElement) -> ColumnElement:

@@ -18,11 +18,16 @@ from plugin.audiences.segments import MembershipChanges, members_query
 
 BATCH = 20_000
 SEPARATORS = {"ndjson": "\n", "csv": "\r\n"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _line(external_id: ColumnElement, fmt: str, postgres: bool) -> ColumnElement:
     """One member's line, built by the database."""
     if fmt == "csv":
+        # A cell a spreadsheet would run as a formula (= + - @, or a leading tab or CR) is
+        # prefixed with ' so it opens as text (OWASP, "CSV Injection").
+        formula = func.substr(external_id, 1, 1).in_(FORMULA_STARTS)
+        external_id = case((formula, literal("'") + external_id), else_=external_id)
         special = or_(*(external_id.contains(c, autoescape=True) for c in (",", '"', "\r", "\n")))
         quoted = literal('"') + func.replace(external_id, '"', '""') + literal('"')
         return case((special, quoted), else_=external_id)

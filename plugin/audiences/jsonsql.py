@@ -1,9 +1,10 @@
 """Type-aware access to user attributes through each backend's own JSON operators.
 
-An attribute condition is written once against `AttributeAccess` and built twice, once with
-SQLite's json_type/json_extract and once with PostgreSQL's jsonb operators; `PerDialect`
-keeps both and the connection's dialect renders its own. The compiled audience is one
-ordinary SQLAlchemy statement, whatever backend runs it.
+An attribute condition is written once against `AttributeAccess`, with SQLite's
+json_type/json_extract or PostgreSQL's jsonb operators; `PerDialect` builds it for the
+connection's dialect only, when the statement is compiled. The compiled audience is one
+ordinary SQLAlchemy statement, whatever backend runs it. A list of values (`in`, `not_in`) is
+one bound parameter — a JSON array — tested with one membership test, whatever its length.
 
 Every value is a bound parameter; attribute names become parameters too (a JSON path on
 SQLite, a key on PostgreSQL), never SQL text.
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import Boolean, Numeric, String, and_, case, cast, false, func, literal, not_, or_, select
+from sqlalchemy import (Boolean, Numeric, Select, String, and_, case, cast, false, func, literal, not_, or_,
+                        select)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.cache_key import NO_CACHE
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from plugin.store.tables import users
 
@@ -27,34 +29,52 @@ SCALAR_TYPES = (*NUMBER_TYPES, "text", "true", "false")
 
 
 class PerDialect(ColumnElement):
-    """A boolean condition written once per backend; compiled as the connection's dialect."""
+    """A boolean condition written once per backend; only the connection's dialect is built.
 
-    inherit_cache = False  # the variants carry their own parameters; statements stay uncached
+    `build(dialect_name)` makes the condition for "sqlite" or "postgresql" when the statement is
+    compiled (once per dialect, then kept): a tree of many filters never pays for the backend
+    it does not run on.
+    """
+
+    inherit_cache = False
     type = Boolean()
-    _traverse_internals = [("sqlite", InternalTraversal.dp_clauseelement),
-                           ("postgresql", InternalTraversal.dp_clauseelement)]
+    _traverse_internals: list = []
 
-    def __init__(self, sqlite: ColumnElement, postgresql: ColumnElement) -> None:
-        self.sqlite = sqlite
-        self.postgresql = postgresql
+    def __init__(self, build: Callable[[str], ColumnElement]) -> None:
+        self.build = build
+        self._built: dict[str, ColumnElement] = {}
+
+    def _gen_cache_key(self, anon_map, bindparams):
+        # Built at compile time, so nothing to key on: a statement holding one is never cached.
+        anon_map[NO_CACHE] = True
+        return None
+
+    @classmethod
+    def of(cls, sqlite: Callable[[], ColumnElement], postgresql: Callable[[], ColumnElement]) -> PerDialect:
+        return cls(lambda dialect: postgresql() if dialect == "postgresql" else sqlite())
+
+    def variant(self, dialect: str) -> ColumnElement:
+        dialect = "postgresql" if dialect == "postgresql" else "sqlite"
+        if dialect not in self._built:
+            self._built[dialect] = self.build(dialect)
+        return self._built[dialect]
 
     @property
     def _from_objects(self) -> list:
-        return [*self.sqlite._from_objects, *self.postgresql._from_objects]
+        return [users]  # every per-backend condition is on the user's row
 
     # Each variant groups and negates by its own rules; left to the Boolean type, SQLite would get
     # `users.id IN (…) = 1`, which hides the rowid lookup from its planner.
     def self_group(self, against=None) -> PerDialect:
-        return PerDialect(self.sqlite.self_group(against=against), self.postgresql.self_group(against=against))
+        return PerDialect(lambda dialect: self.variant(dialect).self_group(against=against))
 
     def _negate(self) -> PerDialect:
-        return PerDialect(not_(self.sqlite), not_(self.postgresql))
+        return PerDialect(lambda dialect: not_(self.variant(dialect)))
 
 
 @compiles(PerDialect)
 def _compile_per_dialect(element: PerDialect, compiler, **kw) -> str:
-    variant = element.postgresql if compiler.dialect.name == "postgresql" else element.sqlite
-    return compiler.process(variant, **kw)
+    return compiler.process(element.variant(compiler.dialect.name), **kw)
 
 
 def definite(condition: ColumnElement) -> ColumnElement:
@@ -154,16 +174,16 @@ class SqliteAttribute(AttributeAccess):
         return and_(self._type().in_(NUMBER_TYPES), self._value() == literal(value))
 
     def one_of(self, values: list) -> ColumnElement:
-        # One IN per JSON type instead of one comparison per value: lists may be long.
+        # One IN per JSON type, over one JSON-array parameter: lists may be long.
         values = _dedupe(values)
         parts = []
         strings = [v for v in values if _kind(v) == "string"]
         numbers = [v for v in values if _kind(v) == "number"]
         flags = ["true" if v else "false" for v in values if _kind(v) == "boolean"]
         if strings:
-            parts.append(and_(self._type() == "text", self._value().in_(strings)))
+            parts.append(and_(self._type() == "text", self._value().in_(_json_values(strings))))
         if numbers:
-            parts.append(and_(self._type().in_(NUMBER_TYPES), self._value().in_(numbers)))
+            parts.append(and_(self._type().in_(NUMBER_TYPES), self._value().in_(_json_values(numbers))))
         if flags:
             parts.append(self._type().in_(flags))
         return or_(*parts)
@@ -241,6 +261,13 @@ class PostgresAttribute(AttributeAccess):
     def has_substring(self, value: str) -> ColumnElement:
         return func.strpos(self.text(), literal(value, String)) > 0
 
+    def one_of(self, values: list) -> ColumnElement:
+        # One membership test over one jsonb-array parameter; jsonb equality is type-strict and
+        # numeric for numbers (1 = 1.0), as `equals` is.
+        items = func.jsonb_array_elements(cast(literal(_json_text(_dedupe(values)), String), JSONB))
+        elements = items.table_valued("value")
+        return case((self.is_scalar(), self._json().in_(select(elements.c.value))))
+
     def list_has(self, value: Any) -> ColumnElement:
         probe = cast(literal(_json_text([value]), String), JSONB)
         return case((self._type() == "array", self._json().op("@>", return_type=Boolean)(probe)))
@@ -253,6 +280,12 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _json_values(values: list) -> Select:
+    """SQLite: `SELECT value FROM json_each(:values)`, the list bound as one JSON parameter."""
+    items = func.json_each(literal(_json_text(values), String)).table_valued("value")
+    return select(items.c.value)
+
+
 def per_dialect(build) -> PerDialect:
-    """Build a condition with each backend's accessors: `build(make_attribute) -> condition`."""
-    return PerDialect(definite(build(SqliteAttribute)), definite(build(PostgresAttribute)))
+    """A condition built with the running backend's accessors: `build(make_attribute) -> condition`."""
+    return PerDialect.of(lambda: definite(build(SqliteAttribute)), lambda: definite(build(PostgresAttribute)))

@@ -11,11 +11,15 @@ from typing import Any, Iterator
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.errors import CHOICE_ERROR
+from plugin.ids import Id, is_int64
 from plugin.ingest.schemas import ATTRIBUTE_NAME
 
 MAX_DEPTH = 8
 MAX_LEAVES = 100
 MAX_LIST_VALUES = 1000
+# The audience budget: each filter weighs 1 and each value listed in it (`in`, `not_in`) 1 more.
+# Compiling and running a tree costs about its weight, so the whole tree is held to it.
+MAX_WEIGHT = 5_000
 BRANCHES = ("all", "any")
 CHANNELS = ("email", "push", "in_app", "ads")
 ORDERING_OPS = ("lt", "lte", "gt", "gte")
@@ -41,6 +45,16 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
 
 
+BIG_INTEGER = "Whole numbers in a filter lie between -2^63 and 2^63 - 1 (the stores' integers)."
+
+
+def _scalar_problem(value: Any, expected: str) -> str | None:
+    """Why `value` cannot be compared with an attribute, or None."""
+    if not _is_scalar(value):
+        return expected
+    return None if is_int64(value) else BIG_INTEGER
+
+
 class _Leaf(Schema):
     class Meta:
         unknown = RAISE
@@ -49,7 +63,7 @@ class _Leaf(Schema):
 
 
 class _PredictionLeaf(_Leaf):
-    prediction = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction = Id(required=True)
 
 
 class ScoreFilter(_PredictionLeaf):
@@ -97,14 +111,16 @@ class AttributeFilter(_Leaf):
         elif op in ("in", "not_in"):
             if not isinstance(value, list) or not 1 <= len(value) <= MAX_LIST_VALUES:
                 raise ValidationError(f"{op} needs a list of 1 to {MAX_LIST_VALUES} values.", "value")
-            bad = {i: ["Not a string, number or boolean."] for i, v in enumerate(value) if not _is_scalar(v)}
+            bad = {i: [problem] for i, v in enumerate(value)
+                   if (problem := _scalar_problem(v, "Not a string, number or boolean."))}
             if bad:
                 raise ValidationError(bad, "value")
         elif op in ORDERING_OPS:
-            if isinstance(value, bool) or not _is_scalar(value):
-                raise ValidationError(f"{op} compares with a number or a string.", "value")
-        elif not _is_scalar(value):
-            raise ValidationError(f"{op} needs a string, number or boolean value.", "value")
+            problem = _scalar_problem(value, f"{op} compares with a number or a string.")
+            if isinstance(value, bool) or problem:
+                raise ValidationError(problem or f"{op} compares with a number or a string.", "value")
+        elif problem := _scalar_problem(value, f"{op} needs a string, number or boolean value."):
+            raise ValidationError(problem, "value")
 
 
 class PerformedFilter(_Leaf):
@@ -154,6 +170,7 @@ class _Parser:
     def __init__(self) -> None:
         self.errors: dict[str, list[str]] = {}
         self.leaves = 0
+        self.weight = 0
 
     def fail(self, path: str, message: str) -> None:
         self.errors.setdefault(path or ROOT, []).append(message)
@@ -190,6 +207,9 @@ class _Parser:
 
     def leaf(self, value: dict, path: str) -> dict | None:
         self.leaves += 1
+        self.weight += 1 + sum(len(v) for k, v in value.items() if k in ("value", "in") and isinstance(v, list))
+        if self.weight > MAX_WEIGHT:
+            return None  # refused as a whole below; validating the rest would only cost more
         name = value.get("filter")
         schema = _LEAF_SCHEMAS.get(name) if isinstance(name, str) else None
         if schema is None:
@@ -208,6 +228,10 @@ def parse_tree(tree: Any) -> dict:
     result = parser.node(tree, "", 1)
     if parser.leaves > MAX_LEAVES:
         parser.fail(ROOT, f"At most {MAX_LEAVES} filters in one definition; found {parser.leaves}.")
+    if parser.weight > MAX_WEIGHT:
+        parser.errors = {ROOT: [
+            f"The definition is over the audience budget of {MAX_WEIGHT}: each filter counts 1 and "
+            f"each listed value 1 more, and it counts {parser.weight}."]}
     if parser.errors:
         raise ValidationError(parser.errors)
     return result

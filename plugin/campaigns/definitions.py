@@ -73,7 +73,7 @@ def _check_templates(tiers: list[dict], prediction_name: str, campaign_name: str
                     continue  # the sample user lacks a custom attribute real users may have
                 raise ValidationFailed(
                     f"the {problem.field} template of tier {tier['name']!r} ({action['channel']}) "
-                    f"is not valid: {problem.describe()}", code="invalid_template",
+                    f"is not valid: {problem.describe()}", code=problem.code,
                     details={"tiers": {str(i): {"channels": {str(j): {"template": {
                         problem.field: [problem.describe()]}}}}}, "line": problem.line}) from None
 

@@ -156,6 +156,8 @@ def _render(context: Context, campaign: Any, tier: dict, action: dict, row: Any,
     try:
         return templates.render(source, values)
     except templates.TemplateProblem as problem:
+        if problem.kind == "budget":  # this user's data made the render too big: skip only them
+            raise _Settle("skipped", problem.code) from None
         raise _Settle("dead", f"template_error: {problem.field}: {problem.describe()}") from None
 
 

@@ -33,7 +33,7 @@ def render_for_user(conn: Connection, workspace_id: int, campaign_id: int, exter
             fields = templates.render(source, context)
         except templates.TemplateProblem as problem:
             raise ValidationFailed(f"the {problem.field} template of tier {tier['name']!r} does not render "
-                                   f"for this user: {problem.describe()}", code="invalid_template",
+                                   f"for this user: {problem.describe()}", code=problem.code,
                                    details={"field": problem.field, "line": problem.line,
                                             "channel": action["channel"]}) from None
         rendered.append({"channel": action["channel"], "connector": action["connector"], **fields,

@@ -12,6 +12,7 @@ from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_lo
 
 from plugin.audiences.schema import StrictNumber
 from plugin.errors import CHOICE_ERROR
+from plugin.ids import Id
 
 CHANNELS = ("email", "push", "in_app", "ads", "webhook")
 MESSAGE_CHANNELS = ("email", "push", "in_app", "webhook")
@@ -130,7 +131,7 @@ class Schedule(Strict):
 
 class CampaignInput(Strict):
     name = fields.String(required=True, validate=validate.Length(1, 255))
-    prediction_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction_id = Id(required=True)
     audience = fields.Dict(allow_none=True, load_default=None,
                            metadata={"description": "Optional audience tree layered on the bands."})
     tiers = fields.List(fields.Nested(Tier), required=True, validate=validate.Length(1, MAX_TIERS))
@@ -160,7 +161,7 @@ class PresetRequest(Schema):
 
     preset = fields.String(required=True)
     name = fields.String(required=True, validate=validate.Length(1, 255))
-    prediction_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    prediction_id = Id(required=True)
     connectors = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS, error=CHOICE_ERROR)),
                              values=fields.String(validate=validate.Length(1, 64)), load_default=dict)
     ads_audience_id = fields.String(validate=validate.Length(1, 255), allow_none=True, load_default=None)

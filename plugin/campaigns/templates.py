@@ -37,6 +37,11 @@ class TemplateProblem(Exception):
         super().__init__(message)
         self.field, self.message, self.line, self.kind = field, message, line, kind
 
+    @property
+    def code(self) -> str:
+        """The API's error code (and, for a budget, the delivery's skip reason)."""
+        return "template_too_expensive" if self.kind == "budget" else "invalid_template"
+
     def describe(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
@@ -78,8 +83,9 @@ def render_field(field: str, template: Template, context: Mapping[str, Any]) -> 
         raise
     except TemplateBudgetExceeded as error:
         raise TemplateProblem(field, str(error), kind="budget") from None
-    except RecursionError:
-        raise TemplateProblem(field, "the template recursed too deeply", kind="budget") from None
+    except (RecursionError, MemoryError):
+        raise TemplateProblem(field, "the template recursed too deeply or used too much memory",
+                              kind="budget") from None
     except Exception as error:  # noqa: BLE001 — the template is the marketer's code: any failure is theirs
         kind = "security" if isinstance(error, SecurityError) else "data"
         line = _template_line(error)

@@ -11,7 +11,7 @@ from typing import Any, Iterator, TextIO
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from plugin.observability.redaction import redact
+from plugin.observability.redaction import mask_query_values, redact
 
 # Fields every log line of the current request (or job run) carries, e.g. request_id.
 _context: ContextVar[dict[str, Any]] = ContextVar("likely_log_context", default={})
@@ -67,6 +67,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class QueryValuesFilter(logging.Filter):
+    """Masks every query-string value in the HTTP client's lines (`?a=***&b=***`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 — a bad format string must not lose the line
+            return True
+        record.msg, record.args = mask_query_values(message), None
+        return True
+
+
 class JsonLogFormatter(JsonFormatter):
     """python-json-logger with stable field names; the whole line is redacted once more."""
 
@@ -102,6 +114,11 @@ def configure(level: str = "INFO", stream: TextIO | None = None,
     handler.setFormatter(JsonLogFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # At DEBUG the HTTP client logs each request line, query string included: its values may be
+    # tokens (`?key=…`, `?sig=…`, a webhook's own secret), so they are masked at the source.
+    client = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, QueryValuesFilter) for f in client.filters):
+        client.addFilter(QueryValuesFilter())
     # APScheduler logs every submission at INFO; our run log says the same, once.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     return handler

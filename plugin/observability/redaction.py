@@ -26,6 +26,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
      r"\1\2" + MASK, ("pass", "pwd", "secret", "api", "token", "key")),
 )
 
+_QUERY_VALUE = re.compile(r"([?&][^=\s&#\"]+=)[^&\s#\"]+")
+
+
+def mask_query_values(text: str) -> str:
+    """Every value of every URL query string in `text` masked: `/p?key=***&sig=***`."""
+    return _QUERY_VALUE.sub(r"\1" + MASK, text) if "?" in text else text
+
+
 # Shorter values would mask innocent text and are not meaningful secrets anyway.
 MIN_KNOWN_SECRET = 8
 

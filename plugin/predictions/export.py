@@ -9,6 +9,12 @@ from sqlalchemy import Engine, select
 from plugin.store.tables import scores, users
 
 PAGE = 10_000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula, prefixed with ' so it opens as text (OWASP)."""
+    return "'" + text if text and text.startswith(FORMULA_STARTS) else text
 
 
 def write_scores_csv(engine: Engine, prediction: Any, out: TextIO) -> int:
@@ -23,6 +29,7 @@ def write_scores_csv(engine: Engine, prediction: Any, out: TextIO) -> int:
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(query)
         for page in result.partitions():
-            writer.writerows(page)
+            writer.writerows((spreadsheet_safe(ext), score, spreadsheet_safe(category))
+                             for ext, score, category in page)
             written += len(page)
     return written

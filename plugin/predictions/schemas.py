@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.errors import CHOICE_ERROR, LikelyError
+from plugin.ids import Id, is_int64
 from plugin.ingest.schemas import ATTRIBUTE_NAME, Timestamp
 from plugin.predictions import categories
 from plugin.predictions.definitions import DEFAULT_RETRAIN_DAYS, IMMUTABLE, SCHEDULES
@@ -40,7 +41,9 @@ class GoalConditionSchema(Schema):
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # Whole numbers within the stores' 64-bit integers: a bigger one is a 400, not a driver error.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and is_int64(value)
 
 
 def _scalar(value: Any) -> bool:
@@ -119,7 +122,7 @@ class AsOfSchema(Schema):
 
 
 class BacktestRequestSchema(Schema):
-    run_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+    run_id = Id(load_default=None, allow_none=True)
 
 
 class ListQuerySchema(Schema):

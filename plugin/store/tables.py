@@ -6,7 +6,7 @@ Events keep integer keys and epoch-second timestamps: they are the largest table
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, Table, Text, UniqueConstraint, text)
+                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint, text)
 
 from plugin.store.types import BigId, Json, UtcDateTime
 
@@ -51,14 +51,16 @@ webhook_secrets = Table(
 )
 
 # One row per accepted webhook delivery, written in the same transaction as its data,
-# so a redelivered `webhook-id` is acknowledged without changing anything.
+# so a redelivered `webhook-id` is acknowledged without changing anything. Keyed per workspace
+# and endpoint: the same id sent to another endpoint is another delivery.
 webhook_receipts = Table(
     "webhook_receipts", metadata,
-    Column("workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
-    Column("webhook_id", String(255), primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", String(255), nullable=False),
     Column("endpoint", String(64), nullable=False),
     Column("response", Json, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "endpoint", "webhook_id", name="pk_webhook_receipts"),
 )
 
 users = Table(

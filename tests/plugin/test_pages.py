@@ -71,7 +71,7 @@ def test_pages_carry_the_frame_headers(site):
     sign_in(site.client, f"/predictions/{pid}")
     for path in ("/predictions", f"/predictions/{pid}", "/predictions/999999"):
         response = site.client.get(path, base_url=BASE)
-        assert response.headers["Content-Security-Policy"] == f"frame-ancestors {HOST_ORIGIN}", path
+        assert response.headers["Content-Security-Policy"].startswith(f"frame-ancestors {HOST_ORIGIN};"), path
         assert response.headers["Cache-Control"] == "private, no-store"
         assert response.mimetype == "text/html"
 
@@ -91,7 +91,10 @@ def test_another_workspaces_prediction_is_not_found(site):
         assert response.json["error"]["code"] == "prediction_not_found"
     # Signed in to globex with its API key, the default workspace's prediction is the missing one.
     other = site.app.test_client()
-    response = other.post("/login", data={"api_key": OTHER_KEY, "next": "/predictions"}, base_url=BASE)
+    form = other.get("/login", base_url=BASE).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # the form's login CSRF token
+    response = other.post("/login", data={"api_key": OTHER_KEY, "next": "/predictions", "csrf_token": token},
+                          base_url=BASE)
     assert response.status_code == 302
     assert _page(other, ours.id)[0].status_code == 404
     listing = other.get("/predictions", base_url=BASE).get_data(as_text=True)

@@ -114,7 +114,9 @@ def changed_tables(before: dict, after: dict) -> list[str]:
 def signed_in(app, key: str):
     """A test client with a page session of the key's workspace, and that session's CSRF token."""
     pages = app.test_client()
-    assert pages.post("/login", data={"api_key": key}, base_url=BASE).status_code == 200
+    form = pages.get("/login", base_url=BASE).get_data(as_text=True)
+    login_token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # the form's login CSRF token
+    assert pages.post("/login", data={"api_key": key, "csrf_token": login_token}, base_url=BASE).status_code == 200
     listing = pages.get("/predictions", base_url=BASE)
     assert listing.status_code == 200
     return pages, csrf_token(listing.get_data(as_text=True))

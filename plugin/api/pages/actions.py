@@ -29,7 +29,8 @@ from plugin.campaigns import definitions as campaigns, presets
 from plugin.campaigns.responses import CampaignOut
 from plugin.campaigns.schema import CampaignInput, ScoreRange
 from plugin.errors import Unauthorized, ValidationFailed
-from plugin.api.pages import csrf, figures
+from plugin.api import csrf
+from plugin.api.pages import figures
 from plugin.api.pages.views import bp
 from plugin.predictions import definitions, scoring
 from plugin.predictions.definitions import Prediction

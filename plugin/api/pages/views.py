@@ -14,7 +14,8 @@ from plugin import store
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
 from plugin.errors import NotFound
-from plugin.api.pages import csrf, figures
+from plugin.api import csrf
+from plugin.api.pages import figures
 from plugin.predictions import definitions
 
 bp = Blueprint("pages", __name__)

@@ -60,7 +60,8 @@ def upgrade() -> None:
         sa.Column("endpoint", sa.String(64), nullable=False),
         sa.Column("response", Json, nullable=False),
         sa.Column("received_at", UtcDateTime, nullable=False),
-        sa.PrimaryKeyConstraint("workspace_id", "webhook_id", name="pk_webhook_receipts"),
+        # Per endpoint: one webhook-id on two endpoints is two deliveries.
+        sa.PrimaryKeyConstraint("workspace_id", "endpoint", "webhook_id", name="pk_webhook_receipts"),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE",
                                 name="fk_webhook_receipts_workspace_id_workspaces"),
     )

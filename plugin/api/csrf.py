@@ -27,6 +27,12 @@ def token() -> str:
     return value
 
 
+def matches(given: str) -> bool:
+    """True when `given` is this session's token (a form field's, e.g. the sign-in form)."""
+    expected = session.get(SESSION_KEY)
+    return isinstance(expected, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
 def require_token() -> None:
     """403 `csrf_failed` unless the request's header holds this session's token."""
     expected, given = session.get(SESSION_KEY), request.headers.get(HEADER, "")
