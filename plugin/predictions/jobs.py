@@ -5,11 +5,17 @@ import os
 import time
 from typing import Any
 
-from sqlalchemy import Engine
+from typing import Iterable
+
+from sqlalchemy import Connection, Engine
 
 from plugin import settings
-from plugin.jobs import register
-from plugin.predictions import backtest, definitions, scoring, training
+from plugin.jobs import JobSpec, Schedule, register, register_planner
+from plugin.jobs.plan import every
+from plugin.predictions import backtest, definitions, scoring, training, trainings
+
+# A new prediction waits at most this long for its first training to start.
+TRAINING_SWEEP_SECONDS = 60
 
 
 def _prediction(engine: Engine, workspace_id: int, prediction_id: int) -> Any:
@@ -26,8 +32,26 @@ def _options() -> training.TrainingOptions:
 
 @register("rescore")
 def rescore(engine: Engine, *, workspace_id: int, prediction_id: int) -> dict[str, int]:
-    summary = scoring.score(engine, _prediction(engine, workspace_id, prediction_id), int(time.time()))
+    """Rescore with the current model; before the first model (still training) there is nothing to do."""
+    prediction = _prediction(engine, workspace_id, prediction_id)
+    if prediction.current_model_id is None:
+        return {"users_scored": 0, "waiting_for_first_model": 1}
+    summary = scoring.score(engine, prediction, int(time.time()))
     return {"users_scored": int(summary.get("users_scored", 0))}
+
+
+@register("train_queued")
+def train_queued(engine: Engine) -> dict[str, int]:
+    """Run the trainings asked for (a new prediction's first one), each followed by a scoring run."""
+    return trainings.run_queued(engine, _options())
+
+
+def training_queue_job(conn: Connection, schedule: Schedule) -> Iterable[JobSpec]:
+    """One system job sweeps the queue for every workspace (a claim per training keeps it once)."""
+    yield JobSpec("train_queued", "train_queued", every(TRAINING_SWEEP_SECONDS, "train_queued"))
+
+
+register_planner("predictions_training_queue", training_queue_job, replace=True)
 
 
 @register("retrain")

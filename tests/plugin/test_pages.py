@@ -219,9 +219,9 @@ def test_the_list_shows_the_workspaces_predictions(site):
     html = site.client.get("/predictions", base_url=BASE).get_data(as_text=True)
     assert f'href="/predictions/{prediction.id}">{prediction.name}</a>' in html
     assert f'href="/predictions/{preview.id}">Untrained preview</a>' in html
-    # An untrained prediction's page renders and says why it is empty.
+    # An untrained prediction's page renders and says why it is empty: its first model is being built.
     response, page = _page(site.client, preview.id)
-    assert response.status_code == 200 and "has not been trained yet" in page
+    assert response.status_code == 200 and "Building the first model" in page
     figures = _post(site.client, f"/pages/predictions/{preview.id}/preview", {"min": 0, "max": 100}, csrf_token(page))
     assert figures.status_code == 200
     assert figures.json["size"] == 0 and figures.json["targeting"] is None
