@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from plugin import store
 from plugin.api import v1
 from plugin.api.docs import api_doc
-from plugin.api.requests import load
+from plugin.api.requests import INT64_MAX, load
 from plugin.jobs import runlog
 from plugin.errors import CHOICE_ERROR
 
@@ -18,7 +18,7 @@ OUTCOMES = ("running", "ok", "failed", "skipped")
 
 class JobRunsQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    before = fields.Integer(validate=validate.Range(min=1),
+    before = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX),
                             metadata={"description": "a run id: list runs older than it (next_before of a page)"})
     kind = fields.String(validate=validate.Length(min=1, max=64))
     outcome = fields.String(validate=validate.OneOf(OUTCOMES, error=CHOICE_ERROR))

@@ -10,6 +10,11 @@ from plugin.errors import UnsupportedMediaType, ValidationFailed
 from plugin.ingest.schemas import nul_path
 
 
+# The largest integer the store's columns and SQLite's INTEGER hold: larger ids and versions in a
+# query are refused as field errors, never sent to the database to overflow there.
+INT64_MAX = 2 ** 63 - 1
+
+
 def json_body() -> object:
     if not request.mimetype or request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as application/json",

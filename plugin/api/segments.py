@@ -12,7 +12,7 @@ from sqlalchemy import select
 from plugin import store
 from plugin.api import v1
 from plugin.api.docs import STANDARD_ERRORS, api_doc
-from plugin.api.requests import json_body, load
+from plugin.api.requests import INT64_MAX, json_body, load
 from plugin.audiences import exports, segments
 from plugin.audiences.schema import AudienceDefinition
 from plugin.errors import CHOICE_ERROR, ValidationFailed
@@ -70,7 +70,7 @@ class MembersQuerySchema(Schema):
                            metadata={"description": "json (a page), ndjson or csv (the whole snapshot); "
                                                     "default from the Accept header"})
     limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
-    version = fields.Integer(validate=validate.Range(min=1), metadata={"description": "A snapshot (default: current)."})
+    version = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX), metadata={"description": "A snapshot (default: current)."})
     cursor = fields.String(validate=validate.Length(1, 200), metadata={"description": "next_cursor of the previous page"})
 
 
@@ -78,8 +78,8 @@ class ChangesQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    since = fields.Integer(required=True, validate=validate.Range(min=1))
-    until = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Default: the current snapshot."})
+    since = fields.Integer(required=True, validate=validate.Range(min=1, max=INT64_MAX))
+    until = fields.Integer(validate=validate.Range(min=1, max=INT64_MAX), metadata={"description": "Default: the current snapshot."})
 
 
 class MemberSchema(Schema):
@@ -159,8 +159,10 @@ def encode_cursor(version: int, after: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
-        version, after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-        return int(version), int(after)
+        version, after = map(int, base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":"))
+        if not (1 <= version <= INT64_MAX and 0 <= after <= INT64_MAX):
+            raise ValueError("out of range")
+        return version, after
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise ValidationFailed("the cursor is not one this API returned", code="invalid_cursor",
                                details={"cursor": ["Not a valid cursor."]}) from None
