@@ -1,6 +1,7 @@
 """The prediction page in a real Chromium (Playwright driving Debian's /usr/bin/chromium).
 
-A real server (werkzeug, 127.0.0.1, a free port) on a copy of the trained demo store: sign in
+A real server (werkzeug, 127.0.0.1, a free port) on a copy of the trained demo store — SQLite and
+PostgreSQL, each test runs on both: sign in
 through a signed link, move the slider, check the figures against the preview API, create a
 segment and a campaign, and check that a preview prediction's actions are disabled.
 
@@ -13,13 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from plugin import create_app
+from plugin.audiences.preview import percent
 from plugin.predictions import definitions, scoring, training
 from plugin.store import make_engine
 from tests.helpers import API_KEY, WEBHOOK_SECRET, bearer
@@ -58,12 +62,29 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_url(request, tmp_path_factory):
+    """A private copy of the trained demo store, on SQLite and on PostgreSQL (the production store)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("browser") / "likely.sqlite"
+        shutil.copy(request.getfixturevalue("trained_sqlite"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("trained_postgres")
+    admin = create_engine(request.getfixturevalue("postgres_server"), isolation_level="AUTOCOMMIT")
+    name = f"likely_browser_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, trained_sqlite):
+def live(store_url):
     """A live server on a copy of the trained store, with a trained and scored preview prediction too."""
-    path = tmp_path_factory.mktemp("browser") / "likely.sqlite"
-    shutil.copy(trained_sqlite, path)
-    url = f"sqlite:///{path}"
+    url = store_url
     engine = make_engine(url)
     preview = new_prediction(engine, name=PREVIEW_NAME, status="preview")
     training.train(engine, preview, AS_OF)
@@ -147,6 +168,13 @@ def test_the_slider_shows_what_the_preview_api_answers_and_creates_a_segment(pag
     assert page.locator("#fig-precision").inner_text() == shown_percent(expected["targeting"]["precision"])
     assert page.locator("#fig-summary").inner_text() == expected["summary"]
     assert float(page.locator("#fig-expected").get_attribute("data-value")) == figures["expected_conversions"]
+    # One vocabulary: the share of expected conversions shown is the sentence's share, not the recall.
+    assert page.locator("#fig-share").inner_text() == shown_percent(figures["expected_share"])
+    assert f"{percent(figures['expected_share'])} of all expected conversions" in expected["summary"]
+    assert "Recall (test users)" in page.locator("#figures").inner_text()
+    targeting = expected["targeting"]
+    assert page.locator("#fig-recall-basis").inner_text() == \
+        f"{shown_count(targeting['positives'])} of {shown_count(targeting['test_positives'])} test converters"
     # The histogram highlights the buckets in the range: 60–65 … 90–95.
     assert page.locator("#histogram .bar.in-range").count() == 7
     _screenshot(page, "prediction-page-active.png")
@@ -193,3 +221,19 @@ def test_a_preview_prediction_shows_analytics_with_targeting_disabled(page, live
     assert size == sum(histogram) > 0
     assert page.locator("#quality-band").inner_text() in ("Excellent", "Good", "Fair", "Poor")
     _screenshot(page, "prediction-page-preview.png")
+
+
+def test_the_histogram_names_its_axes_and_cut_lines_with_the_category_chart_beside_it(page, live):
+    _open(page, live, live["active"])
+    assert page.locator("#histogram-x").text_content() == "Event Likelihood Score"   # SVG text: no inner_text
+    assert page.locator("#histogram-y").text_content() == "Users"
+    assert page.locator("#histogram .cut-label").all_text_contents() == ["Medium ≥ 50", "High ≥ 75"]
+    table = {row.get_attribute("data-category"): int(row.locator("td.num").inner_text().replace(",", ""))
+             for row in page.locator("#categories tbody tr").all()}
+    chart = {bar.get_attribute("data-category"): int(bar.get_attribute("data-users"))
+             for bar in page.locator("#category-chart .category-bar").all()}
+    assert chart == table and sum(chart.values()) > 0
+    histogram, categories = page.locator("#histogram").bounding_box(), page.locator("#category-chart").bounding_box()
+    # Beside, not below: to the right of the histogram, starting within its height.
+    assert categories["x"] >= histogram["x"] + histogram["width"] - 1
+    assert histogram["y"] <= categories["y"] < histogram["y"] + histogram["height"]
