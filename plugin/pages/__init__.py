@@ -1,9 +1,9 @@
 """Prediction pages: the HTML a marketer sees inside the host, and the JSON calls it makes.
 
-`views` renders the pages, `actions` answers their JSON calls (CSRF-protected), `figures`
-reads what they show from the store.
+`views` renders the pages, `actions` answers their JSON calls (CSRF-protected), `creation` is
+the form that creates a prediction, `figures` reads what they show from the store.
 """
-from plugin.pages import actions  # noqa: F401  (adds the JSON calls to the blueprint)
+from plugin.pages import actions, creation  # noqa: F401  (add the JSON calls and the form to the blueprint)
 from plugin.pages.views import bp
 
 __all__ = ["bp"]

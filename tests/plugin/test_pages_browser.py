@@ -12,6 +12,7 @@ LIKELY_UPDATE_SCREENSHOT=1 the active page is also saved as docs/prediction-page
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -237,3 +238,43 @@ def test_the_histogram_names_its_axes_and_cut_lines_with_the_category_chart_besi
     # Beside, not below: to the right of the histogram, starting within its height.
     assert categories["x"] >= histogram["x"] + histogram["width"] - 1
     assert histogram["y"] <= categories["y"] < histogram["y"] + histogram["height"]
+
+
+def test_the_creation_form_checks_the_data_then_creates_a_prediction_that_builds(page, live):
+    """Issue 16: goal picked from the store's events, a live data check, created and trained at once."""
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#new-prediction-link").click()
+    page.wait_for_url(f"{live['base']}/predictions/new")
+    options = page.locator("#goal_event option").evaluate_all("options => options.map(o => o.value)")
+    assert "purchase" in options and "view_item" in options
+    page.locator("#name").fill("Buyers from the form")
+    page.locator("#goal_event").select_option("purchase")
+    page.locator("#window_days").fill("7")
+    page.wait_for_function("document.getElementById('check').dataset.state === 'thin' && "
+                           "document.getElementById('check-window').textContent.includes('last 7 days')")
+    expected = _api(live, "POST", "/v1/predictions/check",
+                    json={"name": "x", "goal_event": "purchase", "window_days": 7})
+    assert page.locator("#check-eligible").inner_text() == shown_count(expected["eligible_users"])
+    assert page.locator("#check-converters").inner_text() == shown_count(expected["past_converters"])
+    # The demo data ended long before today: too little recent data is a warning, shown as one.
+    warning = page.locator('#check-warnings .warning[data-code="not_enough_data"]')
+    assert warning.count() == 1 and warning.inner_text() == expected["warnings"][0]["message"]
+
+    page.locator("#create").click()
+    page.wait_for_url(re.compile(r".*/predictions/[0-9]+$"))
+    created_id = int(page.url.rsplit("/", 1)[1])
+    assert page.locator('#training[data-state="building"]').count() == 1
+    created = _api(live, "GET", f"/v1/predictions/{created_id}")
+    assert created["name"] == "Buyers from the form" and created["goal_event"] == "purchase"
+    assert created["window_days"] == 7 and created["training"]["state"] == "building"
+    _screenshot(page, "prediction-created.png")
+
+
+def test_the_creation_form_names_a_refused_field(page, live):
+    page.goto(live["base"] + link("/predictions/new"))
+    page.wait_for_selector('#check[data-state="thin"], #check[data-state="enough"]')
+    page.locator("#name").fill(PREVIEW_NAME)            # taken: refused with the reason, nothing created
+    page.locator("#create").click()
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "already exists" in page.locator("#form-error").inner_text()
+    assert page.url == f"{live['base']}/predictions/new"
