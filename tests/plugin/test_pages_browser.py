@@ -278,3 +278,30 @@ def test_the_creation_form_names_a_refused_field(page, live):
     page.wait_for_selector("#form-error:not([hidden])")
     assert "already exists" in page.locator("#form-error").inner_text()
     assert page.url == f"{live['base']}/predictions/new"
+
+
+def test_the_segments_page_shows_members_over_time_and_each_destinations_last_sync(page, live):
+    pid = live["active"]
+    segment = _api(live, "POST", "/v1/segments", json={"name": "Likely buyers (segments page)",
+                                                       "definition": score_tree(pid, 40, 100)})
+    refreshed = _api(live, "POST", f"/v1/segments/{segment['id']}/refresh")
+    destination = _api(live, "POST", f"/v1/segments/{segment['id']}/destinations",
+                       json={"connector": "meta_custom_audience", "audience_id": "6123456789"})
+    synced = _api(live, "POST", f"/v1/segments/{segment['id']}/destinations/{destination['id']}/sync")
+
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#nav-segments").click()
+    page.wait_for_url(f"{live['base']}/segments")
+    card = page.locator(f"#segment-{segment['id']}")
+    assert card.locator("h2").inner_text() == "Likely buyers (segments page)"
+    assert card.locator(".segment-size").inner_text() == shown_count(refreshed["size"])
+    bars = card.locator(".members-chart rect.members")
+    assert [int(v) for v in bars.evaluate_all("bars => bars.map(b => b.dataset.version)")] == [1, 2]
+    assert int(bars.nth(1).get_attribute("data-size")) == refreshed["size"]
+    row = card.locator(f'tr[data-destination="{destination["id"]}"]')
+    assert "meta_custom_audience" in row.inner_text() and "6123456789" in row.inner_text()
+    # The last sync as the sync log has it (here: the connector is not set up in this workspace).
+    assert row.locator(".sync-result .status").text_content() == synced["status"]   # CSS shows it upper-case
+    if synced["error"]:
+        assert synced["error"] in row.locator(".sync-result").inner_text()
+    _screenshot(page, "segments-page.png")
