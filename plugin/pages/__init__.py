@@ -3,7 +3,7 @@
 `views` renders the pages, `actions` answers their JSON calls (CSRF-protected), `creation` is
 the form that creates a prediction, `figures` reads what they show from the store.
 """
-from plugin.pages import actions, creation, segments_page  # noqa: F401  (add the JSON calls and the form to the blueprint)
+from plugin.pages import actions, campaigns_page, creation, segments_page  # noqa: F401  (add the JSON calls and the form to the blueprint)
 from plugin.pages.views import bp
 
 __all__ = ["bp"]

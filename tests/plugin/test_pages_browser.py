@@ -305,3 +305,31 @@ def test_the_segments_page_shows_members_over_time_and_each_destinations_last_sy
     if synced["error"]:
         assert synced["error"] in row.locator(".sync-result").inner_text()
     _screenshot(page, "segments-page.png")
+
+
+def test_the_campaigns_page_activates_pauses_archives_and_restores_explicitly(page, live):
+    """Issue 16: a campaign is created paused; activation is an explicit step on the page too."""
+    made = requests.post(live["base"] + "/v1/campaigns", headers=bearer(), timeout=30, json={
+        "preset": "playbook", "name": "Campaigns page", "prediction_id": live["active"]})
+    assert made.status_code == 201, made.text
+    campaign = made.json()
+    assert campaign["status"] == "paused"
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#nav-campaigns").click()
+    page.wait_for_url(f"{live['base']}/campaigns")
+    row = page.locator(f'tr[data-campaign="{campaign["id"]}"]')
+    assert row.get_attribute("data-status") == "paused"
+    for action, status in (("activate", "active"), ("pause", "paused"), ("archive", "archived"),
+                           ("unarchive", "paused")):
+        row.locator(f'button[data-action="{action}"]').click()
+        page.wait_for_selector(f'tr[data-campaign="{campaign["id"]}"][data-status="{status}"]')
+        assert _api(live, "GET", f"/v1/campaigns/{campaign['id']}")["status"] == status
+        assert row.locator(".status").text_content() == status
+        assert page.locator("#campaign-message .success").inner_text() == f"Campaign Campaigns page is {status}."
+    # Warnings (here: connectors not enabled in this workspace) are warnings, not part of the notice.
+    row.locator('button[data-action="activate"]').click()
+    page.wait_for_selector(f'tr[data-campaign="{campaign["id"]}"][data-status="active"]')
+    warnings = page.locator("#campaign-message .warning").all_inner_texts()
+    assert warnings and all("not enabled" in w for w in warnings)
+    assert "not enabled" not in page.locator("#campaign-message .success").inner_text()
+    _screenshot(page, "campaigns-page.png")
