@@ -32,12 +32,8 @@ def campaign_list():
     return render_template("pages/campaigns.html", workspace=workspace, rows=rows, csrf_token=csrf.token())
 
 
-@bp.post("/pages/campaigns/<int:campaign_id>/<any(activate, pause, archive, unarchive):action>")
-@api_doc(summary="Activate, pause, archive or unarchive a campaign (page session)", tags=["pages"],
-         security="page", description=CSRF_NOTE + " Answers as the /v1 campaign calls: the campaign, "
-         "with `warnings`.", responses={200: CampaignOut}, errors=ERRORS)
-@page_json
 def change_campaign(campaign_id: int, action: str):
+    """One explicit step; the same functions as the /v1 calls, so the same checks and answers."""
     engine, workspace_id = store.engine(), page_workspace().id
     warnings: list[str] = []
     if action == "archive":
@@ -48,3 +44,18 @@ def change_campaign(campaign_id: int, action: str):
         campaign, warnings = campaigns.set_status(engine, workspace_id, campaign_id,
                                                   "active" if action == "activate" else "paused")
     return jsonify(CampaignOut().dump({**campaign, "warnings": warnings}))
+
+
+def _step(action: str):
+    def step(campaign_id: int):
+        return change_campaign(campaign_id, action)
+    step.__name__ = f"{action}_campaign"
+    documented = api_doc(summary=f"{action.capitalize()} a campaign (page session)", tags=["pages"], security="page",
+                         description=CSRF_NOTE + " Answers as the /v1 campaign calls: the campaign, with `warnings`.",
+                         responses={200: CampaignOut}, errors=ERRORS)
+    bp.add_url_rule(f"/pages/campaigns/<int:campaign_id>/{action}", endpoint=step.__name__,
+                    view_func=page_json(documented(step)), methods=["POST"])
+
+
+for _action in ACTIONS:
+    _step(_action)
