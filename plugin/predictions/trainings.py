@@ -90,6 +90,7 @@ def finish(engine: Engine, training_id: int, state: str, model_id: int | None = 
 
 def run_queued(engine: Engine, options: Any, now_ts: int | None = None) -> dict[str, int]:
     """Train (then score) every claimed training; return how many ended in each state."""
+    # Imported here: `definitions` queues trainings, so it imports this module.
     from plugin.predictions import definitions, scoring, training
     now_ts = int(time.time()) if now_ts is None else now_ts
     counts = dict.fromkeys((READY, REFUSED, FAILED), 0)

@@ -44,6 +44,11 @@ def test_too_little_data_is_a_refusal_with_its_counts(trained):
     details = training["details"]
     assert details["code"] == "not_enough_data" and details["min_positives"] == 10 ** 6
     assert details["positives"] > 0 and details["eligible_users"] == details["positives"] + details["negatives"]
+    client = trained.app.test_client()
+    sign_in(client)
+    page = client.get(f"/predictions/{created['id']}", base_url=BASE).get_data(as_text=True)
+    assert 'id="training" data-state="refused"' in page and "Not enough data to train" in page
+    assert f"{details['positives']:,}" in page and "1,000,000" in page
 
 
 def test_a_lapsed_claim_is_taken_over(trained):
