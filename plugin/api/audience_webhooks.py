@@ -12,6 +12,7 @@ import time
 from marshmallow import Schema, fields, validate
 from sqlalchemy import Connection, func, select, update
 
+from plugin.api.docs import api_doc
 from plugin.api.webhooks import receive, route
 from plugin.audiences import segments
 from plugin.audiences.schema import AudienceDefinition
@@ -60,6 +61,17 @@ def upsert_host_audience(conn: Connection, workspace_id: int, data: dict, _webho
             "outcome": outcome}
 
 
+class HostAudienceResultSchema(Schema):
+    segment_id = fields.Integer(required=True)
+    audience_id = fields.String(required=True)
+    size = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    outcome = fields.String(required=True, metadata={"enum": ["created", "updated", "renamed", "unchanged"]})
+    duplicate = fields.Boolean(required=True, metadata={"description": "A redelivered webhook-id: the first answer."})
+
+
 @route("/audiences")
+@api_doc(summary="The host saved an audience: keep its segment in step", tags=["webhooks"],
+         body=HostAudienceSchema, responses={200: HostAudienceResultSchema})
 def host_audiences(workspace: str):
     return receive(workspace, "audiences", HostAudienceSchema(), None, upsert_host_audience)

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from plugin import store
 from plugin.api import v1
+from plugin.api.docs import api_doc
 from plugin.api.requests import json_body, load
 from plugin.audiences.population import PopulationCache
 from plugin.audiences.preview import preview
@@ -71,6 +72,8 @@ PREVIEW_REQUEST, PREVIEW_RESPONSE = PreviewRequestSchema(), PreviewResponseSchem
 
 
 @bp.post("/preview")
+@api_doc(summary="Preview an audience: size, expected conversions, test-set figures", tags=["audiences"],
+         body=PreviewRequestSchema, responses={200: PreviewResponseSchema})
 def preview_audience():
     data = load(PREVIEW_REQUEST, json_body())
     with store.reading(store.engine()) as conn:

@@ -42,7 +42,9 @@ class ApiDoc:
     tags: tuple[str, ...] = ()
     body: SchemaLike | None = None
     body_content_type: str = "application/json"
+    body_required: bool = True
     query: SchemaLike | None = None
+    headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     path: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     responses: Mapping[int, ResponseSpec] = field(default_factory=lambda: {200: None})
     errors: tuple[int, ...] = STANDARD_ERRORS
@@ -52,14 +54,16 @@ class ApiDoc:
 
 def api_doc(*, summary: str | None = None, description: str | None = None,
             tags: Iterable[str] = (), body: SchemaLike | None = None,
-            body_content_type: str = "application/json", query: SchemaLike | None = None,
+            body_content_type: str = "application/json", body_required: bool = True,
+            query: SchemaLike | None = None, headers: Mapping[str, Mapping[str, Any]] | None = None,
             path: Mapping[str, Mapping[str, Any]] | None = None,
             responses: Mapping[int, ResponseSpec] | None = None,
             errors: Iterable[int] = STANDARD_ERRORS, security: str | None = None,
             deprecated: bool = False, method: str | None = None) -> Callable[[View], View]:
     """Record how a view is documented.
 
-    body/query: the marshmallow schemas the view loads with; responses: {status: schema};
+    body/query: the marshmallow schemas the view loads with (body_required=False: an empty body is
+    allowed); headers: {name: JSON Schema} of request headers the view reads; responses: {status: schema};
     errors: which of the standard JSON error responses apply; path: JSON Schemas of path
     parameters (default from the URL converter); security: api_key | webhook | partner |
     page | none; method: document only this method of a multi-method view.
@@ -67,7 +71,8 @@ def api_doc(*, summary: str | None = None, description: str | None = None,
     if security is not None and security not in SECURITY:
         raise ValueError(f"security must be one of {SECURITY}, not {security!r}")
     doc = ApiDoc(summary=summary, description=description, tags=tuple(tags), body=body,
-                 body_content_type=body_content_type, query=query, path=dict(path or {}),
+                 body_content_type=body_content_type, body_required=body_required, query=query,
+                 headers=dict(headers or {}), path=dict(path or {}),
                  responses=dict(responses) if responses is not None else {200: None},
                  errors=tuple(errors), security=security, deprecated=deprecated)
 

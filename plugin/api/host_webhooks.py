@@ -12,9 +12,10 @@ written through the one writer in one transaction with its receipt.
 from __future__ import annotations
 
 from flask import current_app, request
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from plugin.api.docs import api_doc
-from plugin.api.requests import json_body
+from plugin.api.requests import json_body, load
 from plugin.api.webhooks import route, write_once
 from plugin.engagement import sendgrid_events
 from plugin.errors import PayloadTooLarge, ValidationFailed
@@ -66,9 +67,17 @@ def segment_messages(workspace: str):
     return _write(found.id, webhook_id, "segment", converted)
 
 
+class CleverTapQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a sender may add its own parameters to the URL it calls
+
+    event = fields.String(validate=validate.Length(1, 255),
+                          metadata={"description": "The event a Get Events export's records are of."})
+
+
 @route("/clevertap")
 @api_doc(summary="Ingest CleverTap events and profiles", tags=["webhooks"], body=JSON_BODY,
-         responses={200: IngestResultSchema},
+         query=CleverTapQuerySchema, responses={200: IngestResultSchema},
          description="Upload API records under `d`, Get Events records under `records` (`?event=` names "
                      "their event) or a webhook's `profiles`. Signed with Standard Webhooks, or HTTP Basic "
                      "with `inbound.clevertap_webhook_password` (CleverTap webhooks cannot sign).")
@@ -77,8 +86,8 @@ def clevertap_records(workspace: str):
     body = json_body()
     pairs = list(clevertap.rows(body))
     _limit(len(pairs))
-    event = request.args.get("event") or None
-    converted = convert(pairs, clevertap.adapter(event[:255] if event else None))
+    event = load(CleverTapQuerySchema(), request.args.to_dict()).get("event")
+    converted = convert(pairs, clevertap.adapter(event))
     _refuse_bad_rows(converted)
     return _write(found.id, webhook_id, "clevertap", converted)
 

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from plugin import store
 from plugin.api import v1
+from plugin.api.docs import api_doc
 from plugin.api.requests import load
 from plugin.ids import Id
 from plugin.jobs import runlog
@@ -46,6 +47,8 @@ class JobRunPageSchema(Schema):
 
 
 @bp.get("")
+@api_doc(summary="The workspace's job run log, newest first", tags=["jobs"], query=JobRunsQuerySchema,
+         responses={200: JobRunPageSchema})
 def list_job_runs():
     query = load(JobRunsQuerySchema(), request.args.to_dict())
     workspace = v1.workspace()

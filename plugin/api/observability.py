@@ -10,6 +10,7 @@ import uuid
 from flask import Flask, Response, current_app, g, request
 
 from plugin.errors import Unauthorized
+from plugin.api.docs import api_doc
 from plugin.observability import logs, metrics
 from plugin.observability.collectors import StoreCollector
 from plugin.observability.redaction import redact, secrets_in_settings
@@ -69,6 +70,10 @@ def _unbind(_error: BaseException | None) -> None:
         logs.unbind(token)
 
 
+@api_doc(summary="Prometheus metrics (text format)", tags=["meta"], security="none", errors=(401,),
+         description="Needs `Authorization: Bearer <LIKELY_METRICS_TOKEN>` when that setting is set.",
+         responses={200: {"description": "Prometheus exposition format",
+                          "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def _metrics():
     token = current_app.config["LIKELY"].get("metrics_token")
     if token:

@@ -6,12 +6,13 @@ prefix, the standard JSON error responses — is derived, so nothing is written 
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify, render_template
 from marshmallow import Schema
 from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, PathConverter, Rule, UUIDConverter
 
@@ -28,8 +29,10 @@ ERROR_RESPONSES = {
     403: ("Forbidden", "Not allowed (e.g. a preview prediction, an uninstalled workspace)."),
     404: ("NotFound", "No such resource in this workspace."),
     409: ("Conflict", "Conflicts with the current state."),
+    410: ("Gone", "No longer available (e.g. a segment snapshot older than the ones kept)."),
     413: ("PayloadTooLarge", "Body or batch too large."),
     415: ("UnsupportedMediaType", "Send application/json."),
+    422: ("Unprocessable", "Well-formed, but the data cannot support it (e.g. too few converters to train)."),
     429: ("TooManyRequests", "Rate limited; retry later."),
 }
 WEBHOOK_HEADERS = (
@@ -121,6 +124,8 @@ def _operation(rule: Rule, method: str, doc: ApiDoc) -> dict:
         parameters.append(dict(CSRF_HEADER))
     if doc.query is not None:
         parameters.append({"in": "query", "schema": doc.query})
+    parameters += [{"in": "header", "name": name, "required": False, "schema": dict(schema)}
+                   for name, schema in doc.headers.items()]
     operation: dict[str, Any] = {
         "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{method.lower()}{path}").strip("_"),
         "tags": list(doc.tags) or [rule.endpoint.split(".")[0]],
@@ -137,7 +142,10 @@ def _operation(rule: Rule, method: str, doc: ApiDoc) -> dict:
     if doc.deprecated:
         operation["deprecated"] = True
     if doc.body is not None and method not in ("GET", "DELETE"):
-        operation["requestBody"] = {"required": True, "content": {doc.body_content_type: {"schema": doc.body}}}
+        # Several schemas: the body is any one of them (e.g. a full campaign or a preset).
+        body = {"anyOf": list(doc.body)} if isinstance(doc.body, (list, tuple)) else doc.body
+        operation["requestBody"] = {"required": doc.body_required,
+                                    "content": {doc.body_content_type: {"schema": body}}}
     return operation
 
 
@@ -178,6 +186,56 @@ def document() -> dict:
                           "content": {"application/json": {"schema": {"type": "object"}}}}})
 def openapi_json():
     return jsonify(document())
+
+
+METHOD_ORDER = ("get", "post", "put", "patch", "delete")
+
+
+def _schema_name(schema: Any) -> str | None:
+    ref = schema.get("$ref", "") if isinstance(schema, dict) else ""
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+
+def reference(document: dict) -> tuple[list, list]:
+    """The document as the /docs page lists it: operations grouped by tag, then the schemas."""
+    groups: dict[str, list] = {}
+    for path, item in document["paths"].items():
+        for method in METHOD_ORDER:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            body = None
+            if "requestBody" in operation:
+                (content_type, media), = operation["requestBody"]["content"].items()
+                schema = media["schema"]
+                names = [n for n in map(_schema_name, schema.get("anyOf", [schema])) if n]
+                body = {"content_type": content_type, "required": operation["requestBody"]["required"],
+                        "schemas": names, "inline": json.dumps(schema)}
+            responses = []
+            for status, response in sorted(operation["responses"].items()):
+                if "$ref" in response:
+                    response = document["components"]["responses"][_schema_name(response)]
+                bodies = [(media, _schema_name(content.get("schema", {})))
+                          for media, content in response.get("content", {}).items()]
+                responses.append({"status": status, "description": response["description"], "bodies": bodies})
+            security = ", ".join(name for requirement in operation["security"] for name in requirement)
+            parameters = [{**p, "schema": json.dumps(p.get("schema", {}))} for p in operation["parameters"]]
+            groups.setdefault(operation["tags"][0], []).append({
+                "id": operation["operationId"], "method": method.upper(), "path": path,
+                "summary": operation.get("summary"), "description": operation.get("description"),
+                "security": security, "parameters": parameters, "body": body, "responses": responses})
+    schemas = [(name, json.dumps(schema, indent=2)) for name, schema in sorted(document["components"]["schemas"].items())]
+    return sorted(groups.items()), schemas
+
+
+@bp.get("/docs")
+@api_doc(summary="This API's reference, rendered from the OpenAPI document (HTML)", tags=["meta"],
+         security="none", errors=(), responses={200: {"description": "The reference page",
+                                                      "content": {"text/html": {"schema": {"type": "string"}}}}})
+def api_reference():
+    doc = document()
+    groups, schemas = reference(doc)
+    return render_template("api_docs.html", doc=doc, groups=groups, schemas=schemas)
 
 
 def host_manifest() -> dict:

@@ -12,9 +12,12 @@ from flask import current_app, jsonify, request
 
 from plugin import store
 from plugin.api import v1
+from plugin.api.docs import STANDARD_ERRORS, api_doc
 from plugin.api.requests import json_body, load
-from plugin.predictions import backtest, definitions, models, reasons, scoring, training
+from plugin.predictions import backtest, datacheck, definitions, models, reasons, scoring, training, trainings
 from plugin.predictions.definitions import Prediction
+from plugin.predictions.responses import (BacktestListOut, CreatedPredictionOut, DataCheckOut, ModelOut, PredictionListOut,
+                                          PredictionOut, ScoringRunOut, UserReasonsOut)
 from plugin.predictions.schemas import (AsOfSchema, BacktestRequestSchema, ListQuerySchema, PredictionPatchSchema,
                                         PredictionSchema)
 
@@ -33,7 +36,8 @@ def view(conn, prediction: Prediction) -> dict:
     """A prediction as the API shows it: its definition, current model (with quality) and latest run."""
     return {**PredictionSchema().dump(prediction.as_dict()),
             "model": models.summary(conn, prediction.current_model_id),
-            "latest_run": scoring.run_summary(scoring.latest_run(conn, prediction.id))}
+            "latest_run": scoring.run_summary(scoring.latest_run(conn, prediction.id)),
+            "training": trainings.latest(conn, prediction.id)}
 
 
 def _get(conn, prediction_id: int) -> Prediction:
@@ -41,15 +45,35 @@ def _get(conn, prediction_id: int) -> Prediction:
 
 
 @bp.post("")
+@api_doc(summary="Create a prediction (its first training is queued at once)", tags=["predictions"],
+         body=PredictionSchema, responses={201: CreatedPredictionOut},
+         description="Checks the data first: a goal event never received is a 400 `unknown_goal_event`; "
+                     "the answer's `data_check` counts the last `window_days` (eligible users, past "
+                     "converters) and warns `not_enough_data`. `training.state` is `building` until the "
+                     "scheduler's `train_queued` job has trained and scored it (`ready`, or `refused` with the counts).")
 def create():
     data = load(PredictionSchema(), json_body())
     with store.transaction(store.engine()) as conn:
-        prediction = definitions.create(conn, v1.workspace().id, data, _settings()["max_active_predictions"])
-        body = view(conn, prediction)
+        prediction, checked = datacheck.create_checked(conn, v1.workspace().id, data, _settings(), int(time.time()))
+        body = {**view(conn, prediction), "data_check": checked.as_dict()}
     return jsonify(body), 201
 
 
+@bp.post("/check")
+@api_doc(summary="Check a definition's data without saving it", tags=["predictions"], body=PredictionSchema,
+         responses={200: DataCheckOut})
+def check():
+    """The data check alone, before saving: what the creation form shows as the marketer types."""
+    data = load(PredictionSchema(), json_body())
+    with store.engine().connect() as conn:
+        checked = datacheck.check(conn, v1.workspace().id, data, int(time.time()),
+                                  _settings()["min_positives"], _settings()["min_negatives"])
+    return jsonify(checked.as_dict())
+
+
 @bp.get("")
+@api_doc(summary="List the workspace's predictions", tags=["predictions"], query=ListQuerySchema,
+         responses={200: PredictionListOut})
 def list_predictions():
     query = load(ListQuerySchema(), request.args.to_dict())
     with store.engine().connect() as conn:
@@ -58,12 +82,16 @@ def list_predictions():
 
 
 @bp.get("/<int:prediction_id>")
+@api_doc(summary="A prediction: definition, current model, latest run, training state", tags=["predictions"],
+         responses={200: PredictionOut})
 def show(prediction_id: int):
     with store.engine().connect() as conn:
         return jsonify(view(conn, _get(conn, prediction_id)))
 
 
 @bp.patch("/<int:prediction_id>")
+@api_doc(summary="Change a prediction (not its goal or window)", tags=["predictions"], body=PredictionPatchSchema,
+         responses={200: PredictionOut})
 def change(prediction_id: int):
     changes = load(PredictionPatchSchema(), json_body())
     with store.transaction(store.engine()) as conn:
@@ -73,12 +101,25 @@ def change(prediction_id: int):
 
 
 @bp.post("/<int:prediction_id>/archive")
+@api_doc(summary="Archive a prediction (idempotent)", tags=["predictions"], responses={200: PredictionOut})
 def archive(prediction_id: int):
     with store.transaction(store.engine()) as conn:
         return jsonify(view(conn, definitions.archive(conn, v1.workspace().id, prediction_id)))
 
 
+@bp.post("/<int:prediction_id>/unarchive")
+@api_doc(summary="Restore an archived prediction to the status it had", tags=["predictions"],
+         responses={200: PredictionOut})
+def unarchive(prediction_id: int):
+    with store.transaction(store.engine()) as conn:
+        return jsonify(view(conn, definitions.unarchive(conn, v1.workspace().id, prediction_id,
+                                                        _settings()["max_active_predictions"])))
+
+
 @bp.post("/<int:prediction_id>/train")
+@api_doc(summary="Train a new model version now", tags=["predictions"], body=AsOfSchema, body_required=False,
+         responses={201: ModelOut}, errors=(*STANDARD_ERRORS, 422),
+         description="422 `not_enough_data` with the counts found when too few users converted (or did not).")
 def train(prediction_id: int):
     as_of = load(AsOfSchema(), _optional_body())["as_of"] or int(time.time())
     engine = store.engine()
@@ -92,6 +133,8 @@ def train(prediction_id: int):
 
 
 @bp.post("/<int:prediction_id>/score")
+@api_doc(summary="Score every eligible user now with the current model", tags=["predictions"], body=AsOfSchema,
+         body_required=False, responses={200: ScoringRunOut})
 def score(prediction_id: int):
     as_of = load(AsOfSchema(), _optional_body())["as_of"] or int(time.time())
     engine = store.engine()
@@ -101,6 +144,8 @@ def score(prediction_id: int):
 
 
 @bp.get("/<int:prediction_id>/users/<path:user_id>")
+@api_doc(summary="One user's score and the factors behind it", tags=["predictions"],
+         responses={200: UserReasonsOut})
 def user_reasons(prediction_id: int, user_id: str):
     engine = store.engine()
     with engine.connect() as conn:
@@ -109,6 +154,7 @@ def user_reasons(prediction_id: int, user_id: str):
 
 
 @bp.get("/<int:prediction_id>/backtests")
+@api_doc(summary="A prediction's backtests", tags=["predictions"], responses={200: BacktestListOut})
 def list_backtests(prediction_id: int):
     with store.engine().connect() as conn:
         prediction = _get(conn, prediction_id)
@@ -116,6 +162,9 @@ def list_backtests(prediction_id: int):
 
 
 @bp.post("/<int:prediction_id>/backtests")
+@api_doc(summary="Backtest the runs whose window has passed", tags=["predictions"], body=BacktestRequestSchema,
+         body_required=False, responses={200: BacktestListOut, 201: BacktestListOut},
+         description="201 when backtests were made, 200 when none was due.")
 def run_backtests(prediction_id: int):
     run_id = load(BacktestRequestSchema(), _optional_body())["run_id"]
     engine = store.engine()

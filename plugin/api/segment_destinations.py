@@ -5,6 +5,7 @@ from flask import jsonify
 from marshmallow import RAISE, Schema, fields, validate
 
 from plugin import store
+from plugin.api.docs import api_doc
 from plugin.api.requests import json_body, load
 from plugin.api.v1 import blueprint, workspace
 from plugin.campaigns import syncs
@@ -25,13 +26,25 @@ class DestinationInput(Schema):
     mode = fields.String(load_default="mirror", validate=validate.OneOf(syncs.MODES, error=CHOICE_ERROR))
 
 
+class DestinationListOut(Schema):
+    destinations = fields.List(fields.Nested(DestinationOut), required=True)
+
+
+class SyncListOut(Schema):
+    syncs = fields.List(fields.Nested(SyncLogOut), required=True)
+
+
 @bp.post("/<int:segment_id>/destinations")
+@api_doc(summary="Sync a segment to a destination (by difference)", tags=["segments"], body=DestinationInput,
+         responses={201: DestinationOut})
 def attach(segment_id: int):
     data = load(DestinationInput(), json_body())
     return jsonify(DestinationOut().dump(syncs.attach(store.engine(), workspace().id, segment_id, **data))), 201
 
 
 @bp.get("/<int:segment_id>/destinations")
+@api_doc(summary="A segment's destinations and their last sync", tags=["segments"],
+         responses={200: DestinationListOut})
 def index(segment_id: int):
     with store.engine().connect() as conn:
         return jsonify({"destinations": DestinationOut(many=True).dump(
@@ -39,12 +52,14 @@ def index(segment_id: int):
 
 
 @bp.delete("/<int:segment_id>/destinations/<int:destination_id>")
+@api_doc(summary="Stop syncing a segment to a destination", tags=["segments"], responses={204: None})
 def detach(segment_id: int, destination_id: int):
     syncs.detach(store.engine(), workspace().id, segment_id, destination_id)
     return "", 204
 
 
 @bp.post("/<int:segment_id>/sync")
+@api_doc(summary="Sync every destination of a segment now", tags=["segments"], responses={200: SyncListOut})
 def sync_segment(segment_id: int):
     """Sync every destination of the segment now."""
     with store.engine().connect() as conn:
@@ -54,12 +69,14 @@ def sync_segment(segment_id: int):
 
 
 @bp.post("/<int:segment_id>/destinations/<int:destination_id>/sync")
+@api_doc(summary="Sync one destination now", tags=["segments"], responses={200: SyncLogOut})
 def sync_one(segment_id: int, destination_id: int):
     return jsonify(SyncLogOut().dump(syncs.sync_destination(store.engine(), workspace().id, segment_id,
                                                             destination_id)))
 
 
 @bp.get("/<int:segment_id>/destinations/<int:destination_id>/syncs")
+@api_doc(summary="A destination's sync log", tags=["segments"], responses={200: SyncListOut})
 def log(segment_id: int, destination_id: int):
     with store.engine().connect() as conn:
         return jsonify({"syncs": SyncLogOut(many=True).dump(

@@ -6,16 +6,17 @@ import binascii
 import time
 
 from flask import Response, jsonify, request
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import select
 
 from plugin import store
 from plugin.api import v1
+from plugin.api.docs import STANDARD_ERRORS, api_doc
 from plugin.api.requests import json_body, load
 from plugin.audiences import exports, segments
 from plugin.audiences.schema import AudienceDefinition
-from plugin.errors import ValidationFailed
-from plugin.ids import MAX_ID, MAX_INT64, MIN_ID
+from plugin.errors import CHOICE_ERROR, ValidationFailed
+from plugin.ids import MAX_ID, MAX_INT64, MIN_ID, Id
 from plugin.store.tables import segment_versions
 
 bp = v1.blueprint("segments", __name__, "/segments")
@@ -49,11 +50,60 @@ class SegmentVersionSchema(Schema):
     created_at = fields.DateTime()
 
 
+class SegmentListSchema(Schema):
+    segments = fields.List(fields.Nested(SegmentSchema), required=True)
+
+
+class SegmentDetailSchema(SegmentSchema):
+    versions = fields.List(fields.Nested(SegmentVersionSchema))
+
+
+class SegmentRefreshSchema(SegmentSchema):
+    added = fields.Integer(metadata={"description": "Members added by this refresh."})
+    removed = fields.Integer(metadata={"description": "Members removed by this refresh."})
+
+
+class MembersQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    format = fields.String(validate=validate.OneOf(list(FORMATS), error=CHOICE_ERROR),
+                           metadata={"description": "json (a page), ndjson or csv (the whole snapshot); "
+                                                    "default from the Accept header"})
+    limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(1, MAX_PAGE))
+    version = Id(strict=False, metadata={"description": "A snapshot (default: current)."})
+    cursor = fields.String(validate=validate.Length(1, 200), metadata={"description": "next_cursor of the previous page"})
+
+
+class ChangesQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    since = Id(strict=False, required=True)
+    until = Id(strict=False, metadata={"description": "Default: the current snapshot."})
+
+
+class MemberSchema(Schema):
+    user_id = fields.String(required=True)
+
+
+class MembersPageSchema(Schema):
+    segment_id = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    members = fields.List(fields.Nested(MemberSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+VERSION_HEADER = {"description": "The snapshot the members belong to", "schema": {"type": "string"}}
+
+
 def _segment_json(row, **extra) -> dict:
     return {**SegmentSchema().dump(row._mapping), **extra}
 
 
 @bp.post("")
+@api_doc(summary="Create a segment: snapshot 1 of an audience", tags=["segments"], body=SegmentCreateSchema,
+         responses={201: SegmentSchema})
 def create():
     data = load(SegmentCreateSchema(), json_body())
     with store.transaction(store.engine()) as conn:
@@ -62,6 +112,7 @@ def create():
 
 
 @bp.get("")
+@api_doc(summary="List the workspace's segments", tags=["segments"], responses={200: SegmentListSchema})
 def index():
     with store.engine().connect() as conn:
         rows = segments.list_segments(conn, v1.workspace().id)
@@ -69,6 +120,7 @@ def index():
 
 
 @bp.get("/<int:segment_id>")
+@api_doc(summary="A segment and its snapshots, newest first", tags=["segments"], responses={200: SegmentDetailSchema})
 def show(segment_id: int):
     with store.engine().connect() as conn:
         row = segments.get_segment(conn, v1.workspace().id, segment_id)
@@ -79,6 +131,7 @@ def show(segment_id: int):
 
 
 @bp.post("/<int:segment_id>/refresh")
+@api_doc(summary="Refresh a segment to a new snapshot", tags=["segments"], responses={200: SegmentRefreshSchema})
 def refresh(segment_id: int):
     with store.transaction(store.engine()) as conn:
         row, diff = segments.refresh_segment(conn, v1.workspace().id, segment_id, int(time.time()))
@@ -86,33 +139,19 @@ def refresh(segment_id: int):
 
 
 @bp.delete("/<int:segment_id>")
+@api_doc(summary="Delete a segment", tags=["segments"], responses={204: None})
 def remove(segment_id: int):
     with store.transaction(store.engine()) as conn:
         segments.delete_segment(conn, v1.workspace().id, segment_id)
     return "", 204
 
 
-def _format() -> str:
-    chosen = request.args.get("format")
+def _format(chosen: str | None) -> str:
+    """?format= wins; otherwise the Accept header picks (JSON by default)."""
     if chosen is not None:
-        if chosen not in FORMATS:
-            raise ValidationFailed("format is json, ndjson or csv", details={"format": [f"Unknown format {chosen!r}."]})
         return chosen
     best = request.accept_mimetypes.best_match(list(FORMATS.values()), default="application/json")
     return next(name for name, mime in FORMATS.items() if mime == best)
-
-
-def _int_arg(name: str, low: int, high: int = MAX_ID) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(f"{name} must be a whole number", details={name: ["Not a valid integer."]}) from None
-    if not low <= value <= high:  # within the store's integers: never a 500 from the driver
-        raise ValidationFailed(f"{name} is out of range", details={name: [f"Must be between {low} and {high}."]})
-    return value
 
 
 def encode_cursor(version: int, after: int) -> str:
@@ -132,17 +171,24 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 
 
 @bp.get("/<int:segment_id>/members")
+@api_doc(summary="A segment's members: a page (JSON) or the whole snapshot streamed (NDJSON, CSV)",
+         tags=["segments"], query=MembersQuerySchema, errors=(*STANDARD_ERRORS, 410),
+         responses={200: {"description": "A page, or the snapshot streamed",
+                          "headers": {"X-Segment-Version": VERSION_HEADER},
+                          "content": {"application/json": {"schema": MembersPageSchema},
+                                      "application/x-ndjson": {"schema": {"type": "string"}},
+                                      "text/csv": {"schema": {"type": "string"}}}}})
 def members(segment_id: int):
     """A page (JSON, keyset cursor) or the whole snapshot streamed as NDJSON or CSV.
 
     A cursor pins the snapshot version, so paging goes on through the same snapshot
     while refreshes write newer ones.
     """
-    fmt = _format()
-    limit = _int_arg("limit", 1, MAX_PAGE) or DEFAULT_PAGE
-    version, after = _int_arg("version", 1), 0
-    if request.args.get("cursor"):
-        pinned, after = decode_cursor(request.args["cursor"])
+    query = load(MembersQuerySchema(), request.args.to_dict())
+    fmt = _format(query.get("format"))
+    limit, version, after = query["limit"], query.get("version"), 0
+    if query.get("cursor"):
+        pinned, after = decode_cursor(query["cursor"])
         if version is not None and version != pinned:
             raise ValidationFailed("the cursor belongs to another version", code="invalid_cursor")
         version = pinned
@@ -166,13 +212,16 @@ def members(segment_id: int):
 
 
 @bp.get("/<int:segment_id>/changes")
+@api_doc(summary="Members added and removed between two snapshots (NDJSON)", tags=["segments"],
+         query=ChangesQuerySchema, errors=(*STANDARD_ERRORS, 410),
+         responses={200: {"description": "One {change, user_id} object per line",
+                          "headers": {"X-Segment-Version": VERSION_HEADER},
+                          "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
 def changes(segment_id: int):
     """Members added and removed since snapshot `since` (to `until` or the current one), as NDJSON."""
-    since = _int_arg("since", 1)
-    if since is None:
-        raise ValidationFailed("give since=<version>", details={"since": ["Missing data for required field."]})
+    query = load(ChangesQuerySchema(), request.args.to_dict())
     engine = store.engine()
     with engine.connect() as conn:
-        diff = segments.membership_changes(conn, v1.workspace().id, segment_id, since, _int_arg("until", 1))
+        diff = segments.membership_changes(conn, v1.workspace().id, segment_id, query["since"], query.get("until"))
     return Response(exports.stream_changes(engine, diff), mimetype=FORMATS["ndjson"],
                     headers={"X-Segment-Version": str(diff.version), "X-Since-Version": str(diff.since_version)})

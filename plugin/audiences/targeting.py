@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, bindparam, select
 
 from plugin.audiences import population
-from plugin.audiences.schema import referenced_predictions
+from plugin.audiences.schema import referenced_predictions, walk
 from plugin.errors import Conflict, Forbidden, ValidationFailed
 from plugin.store.tables import predictions
 
@@ -19,13 +19,15 @@ NOT_TARGETABLE = ("demo", "preview")
 _PREDICTIONS = (
     select(predictions.c.id, predictions.c.name, predictions.c.status, predictions.c.goal_event,
            predictions.c.window_days, predictions.c.current_model_id, predictions.c.last_scored_at,
+           predictions.c.categories,
            population.last_erasure().label("last_erasure"))
     .where(predictions.c.workspace_id == bindparam("workspace_id"),
            predictions.c.id.in_(bindparam("ids", expanding=True))))
 
 
-def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[int, Row]:
-    """The predictions a parsed tree references, in tree order; an unknown one is a 400 at its path.
+def load_predictions(conn: Connection, workspace_id: int, node: dict, check_categories: bool = True) -> dict[int, Row]:
+    """The predictions a parsed tree references, in tree order; an unknown one is a 400 at its path,
+    and so is a category name its prediction's scheme does not have.
 
     A prediction of another workspace is "unknown" too: its existence is not revealed.
     """
@@ -38,7 +40,30 @@ def load_predictions(conn: Connection, workspace_id: int, node: dict) -> dict[in
     if missing:
         raise ValidationFailed("the audience definition refers to unknown predictions",
                                code="unknown_prediction", details={"definition": missing})
+    if check_categories:
+        check_category_names(node, rows)
     return {pid: rows[pid] for pid in wanted}
+
+
+def check_category_names(node: dict, rows: dict[int, Row]) -> None:
+    """A category filter naming no category of its prediction's scheme would silently match
+    nobody (names are case-sensitive: "high" is not "High"): a 400 naming the valid ones."""
+    problems, valid_by_prediction = {}, {}
+    for path, leaf in walk(node):
+        if leaf["filter"] != "event_likelihood_category":
+            continue
+        valid = [band["name"] for band in (rows[leaf["prediction"]].categories or {}).get("bins", [])]
+        unknown = [name for name in leaf["in"] if name not in valid]
+        if unknown:
+            problems[f"{path}.in" if path else "in"] = [
+                f"Not a category of prediction {leaf['prediction']}: {', '.join(unknown)}; "
+                f"its categories are {', '.join(valid)}."]
+            valid_by_prediction[str(leaf["prediction"])] = valid
+    if problems:
+        names = "; ".join(f"prediction {pid}: {', '.join(v)}" for pid, v in valid_by_prediction.items())
+        raise ValidationFailed(f"the audience names categories its prediction does not have (valid: {names})",
+                               code="unknown_category",
+                               details={"definition": problems, "valid_categories": valid_by_prediction})
 
 
 def is_targetable(status: str) -> bool:
@@ -66,10 +91,11 @@ def check_targetable(conn: Connection, workspace_id: int, node: dict) -> dict[in
 
     The call campaigns make too. Returns the predictions by id, in tree order.
     """
-    found = load_predictions(conn, workspace_id, node)
+    found = load_predictions(conn, workspace_id, node, check_categories=False)
     paths = referenced_predictions(node)
     for pid, prediction in found.items():
         ensure_targetable(prediction, paths[pid][0])
+    check_category_names(node, found)  # after: "not targetable" is the first thing to fix
     return found
 
 

@@ -161,6 +161,22 @@ def archive(engine: Engine, workspace_id: int, campaign_id: int) -> dict:
         return {**as_dict(get_row(conn, workspace_id, campaign_id)), "cancelled_messages": cancelled}
 
 
+def set_status(engine: Engine, workspace_id: int, campaign_id: int, status: str) -> tuple[dict, list[str]]:
+    """Activate or pause: the explicit step before a campaign sends anything (revalidated first)."""
+    return update_campaign(engine, workspace_id, campaign_id, {"status": status})
+
+
+def unarchive(engine: Engine, workspace_id: int, campaign_id: int) -> dict:
+    """Restore an archived campaign as paused (idempotent); its cancelled messages stay cancelled."""
+    with transaction(engine) as conn:
+        row = get_row(conn, workspace_id, campaign_id)
+        if row.status == "archived":
+            conn.execute(update(campaigns).where(campaigns.c.id == row.id).values(
+                status="paused", updated_at=utcnow(),
+                next_run_at=schedules.first_run_at(row.schedule, int(time.time()))))
+        return as_dict(get_row(conn, workspace_id, campaign_id))
+
+
 def _iso(ts: int | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
 

@@ -138,7 +138,8 @@ class CampaignInput(Strict):
     schedule = fields.Nested(Schedule, load_default=lambda: {"type": "once"})
     remessage_after_days = fields.Integer(strict=True, allow_none=True, load_default=None,
                                           validate=validate.Range(0, 365))
-    status = fields.String(load_default="active", validate=validate.OneOf(("active", "paused")))
+    status = fields.String(load_default="paused", validate=validate.OneOf(("active", "paused")),
+                           metadata={"description": "paused (the default) sends nothing until activated"})
     preset = fields.String(allow_none=True, load_default=None)
 
 

@@ -67,11 +67,11 @@ def presets_command(as_json: bool) -> None:
 @click.option("--connector", "connectors", multiple=True, help="CHANNEL=CONNECTOR, e.g. email=smtp.")
 @click.option("--ads-audience-id", default=None)
 @click.option("--control-share", type=float, default=None)
-@click.option("--paused", is_flag=True, help="Create without scheduling it.")
+@click.option("--activate", is_flag=True, help="Create it active (default: paused until `likely campaigns activate`).")
 @workspace_option
 @json_option
 @_guard
-def create_command(path, preset, name, prediction_id, connectors, ads_audience_id, control_share, paused,
+def create_command(path, preset, name, prediction_id, connectors, ads_audience_id, control_share, activate,
                    workspace, as_json) -> None:
     """Create a campaign from a JSON file or a preset."""
     from plugin.api.requests import load
@@ -82,8 +82,8 @@ def create_command(path, preset, name, prediction_id, connectors, ads_audience_i
         body["name"] = name
     if prediction_id:
         body["prediction_id"] = prediction_id
-    if paused:
-        body["status"] = "paused"
+    if activate:
+        body["status"] = "active"
     if preset:
         chosen = dict(c.split("=", 1) for c in connectors if "=" in c)
         body["tiers"] = presets.apply(preset, chosen, ads_audience_id, control_share)
@@ -120,6 +120,33 @@ def show_command(campaign_id: int, workspace: str) -> None:
     engine, ws = _context(workspace)
     with engine.connect() as conn:
         click.echo(json.dumps(definitions.as_dict(definitions.get_row(conn, ws.id, campaign_id)), indent=2))
+
+
+def _status_command(verb: str, help_text: str) -> None:
+    @campaigns_group.command(verb, help=help_text)
+    @click.argument("campaign_id", type=int)
+    @workspace_option
+    @json_option
+    @_guard
+    def command(campaign_id: int, workspace: str, as_json: bool) -> None:
+        from plugin.campaigns import definitions
+        engine, ws = _context(workspace)
+        if verb == "archive":
+            campaign, warnings = definitions.archive(engine, ws.id, campaign_id), []
+        elif verb == "unarchive":
+            campaign, warnings = definitions.unarchive(engine, ws.id, campaign_id), []
+        else:
+            campaign, warnings = definitions.set_status(engine, ws.id, campaign_id,
+                                                        "active" if verb == "activate" else "paused")
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        _print(campaign, as_json, lambda c: click.echo(f"campaign {c['id']} {c['name']!r} is {c['status']}"))
+
+
+_status_command("activate", "Activate a campaign: it sends on its schedule from now on.")
+_status_command("pause", "Pause a campaign: nothing more is planned until it is activated.")
+_status_command("archive", "Archive a campaign; its unsent messages are cancelled.")
+_status_command("unarchive", "Restore an archived campaign (as paused).")
 
 
 @campaigns_group.command("run")

@@ -123,7 +123,7 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
            workspace, as_json) -> None:
     """Define a prediction."""
     from plugin.api.requests import load
-    from plugin.predictions import categories, definitions
+    from plugin.predictions import categories, datacheck, definitions
     from plugin.api.predictions import view
     from plugin.predictions.schemas import PredictionSchema
     from plugin.store import transaction
@@ -139,9 +139,16 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
         app, engine, ws = _setup(workspace)
         data = load(PredictionSchema(), payload)
         with transaction(engine) as conn:
-            prediction = definitions.create(conn, ws.id, data, app.config["LIKELY"]["max_active_predictions"])
-            body = view(conn, prediction)
-    click.echo(json.dumps(body)) if as_json else _print_prediction(body)
+            prediction, checked = datacheck.create_checked(conn, ws.id, data, app.config["LIKELY"], int(time.time()))
+            body = {**view(conn, prediction), "data_check": checked.as_dict()}
+    if as_json:
+        click.echo(json.dumps(body))
+        return
+    _print_prediction(body)
+    click.echo(f"data check, last {checked.window_days} days: {checked.eligible_users} eligible users, "
+               f"{checked.past_converters} past converters, {checked.non_converters} non-converters")
+    for warning in checked.warnings:
+        click.echo(f"warning: {warning['code']}: {warning['message']}", err=True)
 
 
 @predictions.command("list")
@@ -192,6 +199,24 @@ def archive(prediction, workspace, as_json) -> None:
         with transaction(engine) as conn:
             body = view(conn, definitions.archive(conn, ws.id, found.id))
     click.echo(json.dumps(body)) if as_json else click.echo(f"archived #{body['id']} {body['name']}")
+
+
+@predictions.command("unarchive")
+@click.argument("prediction")
+@workspace_option
+@json_option
+def unarchive(prediction, workspace, as_json) -> None:
+    """Restore an archived prediction to the status it had before."""
+    from plugin.predictions import definitions
+    from plugin.api.predictions import view
+    from plugin.store import transaction
+    with cli_errors():
+        app, engine, ws = _setup(workspace)
+        found = _prediction(engine, ws, prediction)
+        with transaction(engine) as conn:
+            body = view(conn, definitions.unarchive(conn, ws.id, found.id,
+                                                    app.config["LIKELY"]["max_active_predictions"]))
+    click.echo(json.dumps(body)) if as_json else click.echo(f"restored #{body['id']} {body['name']} ({body['status']})")
 
 
 @click.command()

@@ -73,7 +73,8 @@ class Timestamp(fields.Field):
         # Described for OpenAPI here, since a custom field has no type apispec could infer.
         self.metadata.setdefault("anyOf", [
             {"type": "string", "format": "date-time"},
-            {"type": "integer", "minimum": MIN_TIMESTAMP, "description": "epoch seconds or milliseconds"}])
+            {"type": "integer", "minimum": MIN_TIMESTAMP, "description": "epoch seconds or milliseconds"},
+            *([{"type": "null"}] if self.allow_none else [])])
 
     def _deserialize(self, value, attr, data, **kwargs) -> int:
         try:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from plugin.errors import Conflict, NotFound
-from plugin.predictions import categories, scoring
+from plugin.predictions import categories, scoring, trainings
 from plugin.store.tables import predictions, workspaces
 from plugin.store.types import utcnow
 
@@ -73,7 +73,9 @@ def create(conn: Connection, workspace_id: int, data: dict, max_active: int) -> 
             new_id = conn.execute(insert(predictions).values(values).returning(predictions.c.id)).scalar_one()
     except IntegrityError:
         raise _name_taken(data["name"]) from None
-    return get(conn, workspace_id, new_id)
+    created = get(conn, workspace_id, new_id)
+    trainings.queue_first(conn, created)
+    return created
 
 
 def _name_taken(name: str) -> Conflict:
@@ -148,6 +150,20 @@ def archive(conn: Connection, workspace_id: int, prediction_id: int) -> Predicti
     current = get(conn, workspace_id, prediction_id)
     if current.status != "archived":
         conn.execute(update(predictions).where(predictions.c.id == prediction_id)
-                     .values(status="archived", updated_at=utcnow()))
+                     .values(status="archived", archived_from=current.status, updated_at=utcnow()))
+    return get(conn, workspace_id, prediction_id)
+
+
+def unarchive(conn: Connection, workspace_id: int, prediction_id: int, max_active: int) -> Prediction:
+    """Restore an archived prediction to the status it had (idempotent); an active one takes a slot again."""
+    current = get(conn, workspace_id, prediction_id)
+    if current.status != "archived":
+        return current
+    before = conn.execute(select(predictions.c.archived_from).where(predictions.c.id == prediction_id)).scalar()
+    status = before if before in ("demo", "preview", "active") else "active"
+    if status == "active":
+        _check_active_limit(conn, workspace_id, max_active, excluding=prediction_id)
+    conn.execute(update(predictions).where(predictions.c.id == prediction_id)
+                 .values(status=status, archived_from=None, updated_at=utcnow()))
     return get(conn, workspace_id, prediction_id)
 

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from plugin.errors import Conflict, Unprocessable
-from plugin.predictions import calibration, features, models, quality
+from plugin.predictions import calibration, features, models, quality, trainings
 from plugin.predictions.columns import prefetch
 from plugin.predictions.eligibility import DAY
 from plugin.predictions.reader import DEFAULT_CHUNK_USERS, read_chunks, snapshot
@@ -132,8 +132,10 @@ def fit(engine: Engine, prediction: Any, as_of_ts: int, spec: dict, matrix: np.n
                    "calibration_users": int(calibrate_rows.sum()), "test_users": int(test_rows.sum()),
                    "rounds": int(booster.best_iteration or booster.current_iteration())})
     with transaction(engine) as conn:
-        return models.save(conn, prediction, booster, fitted, spec, params, counts, metrics,
-                           datetime.fromtimestamp(cutoff, timezone.utc))
+        model_id = models.save(conn, prediction, booster, fitted, spec, params, counts, metrics,
+                               datetime.fromtimestamp(cutoff, timezone.utc))
+        trainings.settle(conn, prediction.id, model_id)  # a training by hand answers a queued one too
+        return model_id
 
 
 def importances(booster: lgb.Booster, columns: list[dict]) -> list[dict]:

@@ -55,8 +55,13 @@
     $("fig-size").dataset.value = data.size;
     $("fig-expected").textContent = ownFigures ? expected(ownFigures.expected_conversions) : "—";
     $("fig-expected").dataset.value = ownFigures ? ownFigures.expected_conversions : "";
+    $("fig-share").textContent = ownFigures ? percent(ownFigures.expected_share) : "—";
+    $("fig-share").dataset.value = ownFigures ? ownFigures.expected_share ?? "" : "";
     $("fig-recall").textContent = percent(targeting.recall);
     $("fig-recall").dataset.value = targeting.recall ?? "";
+    // The count behind the ratio: a small test set makes recall noisy, and the reader should see it.
+    $("fig-recall-basis").textContent = targeting.test_positives
+      ? `${count(targeting.positives)} of ${count(targeting.test_positives)} test converters` : "";
     $("fig-precision").textContent = percent(targeting.precision);
     $("fig-precision").dataset.value = targeting.precision ?? "";
     $("fig-summary").textContent = data.summary;

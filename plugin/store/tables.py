@@ -127,6 +127,7 @@ predictions = Table(
     Column("last_trained_at", UtcDateTime, nullable=True),
     Column("last_scored_at", UtcDateTime, nullable=True),
     Column("last_backtested_at", UtcDateTime, nullable=True),
+    Column("archived_from", String(16), nullable=True),  # the status to restore on unarchive
     UniqueConstraint("workspace_id", "name", name="uq_predictions_workspace_name"),
 )
 
@@ -254,6 +255,24 @@ backtests = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("metrics", Json, nullable=False),
     UniqueConstraint("run_id", name="uq_backtests_run_id"),
+)
+
+# The trainings asked for: a new prediction's first one is queued when it is created and run
+# by the `train_queued` job (queued → building → ready | refused | failed).
+prediction_trainings = Table(
+    "prediction_trainings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", Integer, nullable=False),
+    Column("prediction_id", Integer, ForeignKey("predictions.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("claim_expires", BigInteger, nullable=True),   # a crashed trainer's claim lapses
+    Column("model_id", Integer, nullable=True),
+    Column("details", Json, nullable=True),               # counts of a refusal, reason of a failure
+    Index("ix_prediction_trainings_state", "state"),
+    Index("ix_prediction_trainings_prediction_id", "prediction_id"),
 )
 
 # --- scheduled jobs -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from plugin import workspaces
 from plugin.store import transaction
+from plugin.predictions.categories import DEFAULT_SCHEME
 from plugin.store.tables import (event_types, events, prediction_models, predictions, scores,
                                  segment_members, segment_versions, segments, users)
 
@@ -71,7 +72,7 @@ def add_prediction(engine: Engine, workspace_id: int, name: str = "purchase-14d"
     with transaction(engine) as conn:
         pid = conn.execute(insert(predictions).values(
             workspace_id=workspace_id, name=name, goal_event=goal_event, window_days=window_days,
-            categories={"scheme": "fixed"}, schedule="daily", retrain_days=15, status=status,
+            categories=DEFAULT_SCHEME, schedule="daily", retrain_days=15, status=status,
             created_at=now, updated_at=now).returning(predictions.c.id)).scalar()
         if not with_model:
             return pid, None

@@ -123,3 +123,15 @@ def trained(trained_url):
     yield Trained(engine=engine, app=app, client=app.test_client(), url=trained_url)
     app.extensions["likely_engine"].dispose()
     engine.dispose()
+
+
+def seed_goal_event(url: str, name: str = "purchase") -> None:
+    """One `name` event in the default workspace: a goal never seen is refused at creation (issue 16)."""
+    import time as _time
+    from plugin import workspaces
+    engine = make_engine(url)
+    try:
+        write(engine, [event("seed-user", name, int(_time.time()) - DAY)],
+              workspace_id=workspaces.ensure(engine, "default").id)
+    finally:
+        engine.dispose()

@@ -43,7 +43,7 @@ def test_create_list_show_change_and_archive(client, world):
     made = create(client, cd.campaign_body(world["pid"]))
     assert made.status_code == 201, made.json
     campaign = made.json
-    assert campaign["status"] == "active" and [t["name"] for t in campaign["tiers"]] == ["High", "Medium", "Low"]
+    assert campaign["status"] == "paused" and [t["name"] for t in campaign["tiers"]] == ["High", "Medium", "Low"]
     assert campaign["tiers"][1]["offer"] == {"discount_percent": 10}
     assert campaign["tiers"][0]["control_share"] == 0 and campaign["schedule"] == {"type": "once"}
     assert client.get("/v1/campaigns", headers=bearer()).json["campaigns"][0]["id"] == campaign["id"]
@@ -276,3 +276,61 @@ def test_the_cli_creates_runs_and_reports(engine, database_url, world, monkeypat
     assert results.exit_code == 0 and "High: targeted 3" in results.output
     missing = runner.invoke(cli, ["campaigns", "show", "999"])
     assert missing.exit_code != 0 and "campaign_not_found" in missing.output
+
+
+def test_a_campaign_is_created_paused_and_activated_explicitly(client, engine, world):
+    """Issue 16: nothing is planned for a campaign created without a status until it is activated."""
+    from plugin.campaigns import runs
+    campaign = create(client, cd.campaign_body(world["pid"])).json
+    assert campaign["status"] == "paused"
+    with engine.connect() as conn:
+        assert (world["ws"], campaign["id"]) not in runs.due_campaigns(conn, 2 ** 40)
+    activated = post(client, f"/v1/campaigns/{campaign['id']}/activate")
+    assert activated.status_code == 200 and activated.json["status"] == "active"
+    with engine.connect() as conn:
+        assert (world["ws"], campaign["id"]) in runs.due_campaigns(conn, 2 ** 40)
+    paused = post(client, f"/v1/campaigns/{campaign['id']}/pause")
+    assert paused.status_code == 200 and paused.json["status"] == "paused"
+    assert post(client, f"/v1/campaigns/{campaign['id']}/activate", key=B_KEY).status_code in (401, 404)
+
+
+def test_an_archived_campaign_can_be_restored_paused(client, world):
+    campaign = create(client, cd.campaign_body(world["pid"], status="active")).json
+    assert campaign["status"] == "active"
+    assert client.delete(f"/v1/campaigns/{campaign['id']}", headers=bearer()).json["status"] == "archived"
+    assert post(client, f"/v1/campaigns/{campaign['id']}/activate").status_code == 409
+    restored = post(client, f"/v1/campaigns/{campaign['id']}/unarchive")
+    assert restored.status_code == 200 and restored.json["status"] == "paused"
+    assert [c["id"] for c in client.get("/v1/campaigns", headers=bearer()).json["campaigns"]] == [campaign["id"]]
+    assert post(client, f"/v1/campaigns/{campaign['id']}/unarchive").json["status"] == "paused"  # idempotent
+
+
+def test_the_cli_activates_pauses_archives_and_restores(engine, database_url, world, monkeypatch):
+    monkeypatch.setenv("LIKELY_DATABASE_URL", database_url)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["campaigns", "create", "--preset", "playbook_newsletter", "--name", "CLI",
+                               "--prediction", str(world["pid"]), "--connector", "push=fcm", "--json"])
+    assert made.exit_code == 0, made.output
+    campaign_id = str(json.loads(made.stdout)["id"])
+    assert json.loads(made.stdout)["status"] == "paused"
+    for verb, status in (("activate", "active"), ("pause", "paused"), ("archive", "archived"),
+                         ("unarchive", "paused")):
+        result = runner.invoke(cli, ["campaigns", verb, campaign_id, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["status"] == status
+    missing = runner.invoke(cli, ["campaigns", "activate", "999999"])
+    assert missing.exit_code != 0 and "campaign_not_found" in missing.output
+
+
+def test_a_category_name_not_in_the_scheme_is_a_400_naming_the_valid_ones(client, world):
+    tree = {"filter": "event_likelihood_category", "prediction": world["pid"], "in": ["high"]}
+    for path, body in (("/v1/audiences/preview", {"definition": tree}),
+                       ("/v1/segments", {"name": "Highs", "definition": tree}),
+                       ("/v1/campaigns", cd.campaign_body(world["pid"], audience={"all": [tree]}))):
+        refused = post(client, path, body)
+        assert refused.status_code == 400, (path, refused.json)
+        error = refused.json["error"]
+        assert error["code"] == "unknown_category"
+        assert error["details"]["valid_categories"] == {str(world["pid"]): ["Low", "Medium", "High"]}
+        assert "Low, Medium, High" in error["message"]
+    assert post(client, "/v1/audiences/preview", {"definition": {**tree, "in": ["High"]}}).status_code == 200

@@ -18,7 +18,8 @@ DAY = 86_400
 
 
 def create(engine, ws, body) -> int:
-    campaign, _ = definitions.create(engine, ws, schema.CampaignInput().load(body))
+    # These campaigns are meant to run on schedule: activated explicitly (the default is paused).
+    campaign, _ = definitions.create(engine, ws, schema.CampaignInput().load({"status": "active", **body}))
     return campaign["id"]
 
 

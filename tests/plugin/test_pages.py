@@ -222,9 +222,25 @@ def test_the_list_shows_the_workspaces_predictions(site):
     html = site.client.get("/predictions", base_url=BASE).get_data(as_text=True)
     assert f'href="/predictions/{prediction.id}">{prediction.name}</a>' in html
     assert f'href="/predictions/{preview.id}">Untrained preview</a>' in html
-    # An untrained prediction's page renders and says why it is empty.
+    # An untrained prediction's page renders and says why it is empty: its first model is being built.
     response, page = _page(site.client, preview.id)
-    assert response.status_code == 200 and "has not been trained yet" in page
+    assert response.status_code == 200 and "Building the first model" in page
     figures = _post(site.client, f"/pages/predictions/{preview.id}/preview", {"min": 0, "max": 100}, csrf_token(page))
     assert figures.status_code == 200
     assert figures.json["size"] == 0 and figures.json["targeting"] is None
+
+
+def test_the_histogram_is_labelled_and_the_categories_are_charted_beside_it(site):
+    """Issue 16 point 5: named axes, labelled cut lines, users per category next to the histogram."""
+    prediction = site.prediction()
+    sign_in(site.client, f"/predictions/{prediction.id}")
+    _, page = _page(site.client, prediction.id)
+    assert ">Event Likelihood Score</text>" in page and ">Users</text>" in page
+    assert '>Medium ≥ 50</text>' in page and '>High ≥ 75</text>' in page
+    rows = dict(re.findall(r'<tr data-category="([^"]+)"><td>[^<]*</td>\s*<td>[^<]*</td>\s*<td class="num">([0-9,]+)</td>', page))
+    bars = dict(re.findall(r'class="category-bar" data-category="([^"]+)" data-users="([0-9]+)"', page))
+    assert {k: int(v.replace(",", "")) for k, v in rows.items()} == {k: int(v) for k, v in bars.items()}
+    assert set(bars) == {"Low", "Medium", "High"}
+    assert page.index('id="histogram"') < page.index('id="category-chart"') < page.index('id="categories"')
+    for label in ("Share of expected conversions", "Recall (test users)", "Precision (test users)"):
+        assert label in page

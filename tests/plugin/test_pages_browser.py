@@ -1,6 +1,7 @@
 """The prediction page in a real Chromium (Playwright driving Debian's /usr/bin/chromium).
 
-A real server (werkzeug, 127.0.0.1, a free port) on a copy of the trained demo store: sign in
+A real server (werkzeug, 127.0.0.1, a free port) on a copy of the trained demo store — SQLite and
+PostgreSQL, each test runs on both: sign in
 through a signed link, move the slider, check the figures against the preview API, create a
 segment and a campaign, and check that a preview prediction's actions are disabled.
 
@@ -11,15 +12,19 @@ LIKELY_UPDATE_SCREENSHOT=1 the active page is also saved as docs/prediction-page
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from plugin import create_app
+from plugin.audiences.preview import percent
 from plugin.predictions import definitions, scoring, training
 from plugin.store import make_engine
 from tests.helpers import API_KEY, WEBHOOK_SECRET, bearer
@@ -58,12 +63,29 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_url(request, tmp_path_factory):
+    """A private copy of the trained demo store, on SQLite and on PostgreSQL (the production store)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("browser") / "likely.sqlite"
+        shutil.copy(request.getfixturevalue("trained_sqlite"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("trained_postgres")
+    admin = create_engine(request.getfixturevalue("postgres_server"), isolation_level="AUTOCOMMIT")
+    name = f"likely_browser_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, trained_sqlite):
+def live(store_url):
     """A live server on a copy of the trained store, with a trained and scored preview prediction too."""
-    path = tmp_path_factory.mktemp("browser") / "likely.sqlite"
-    shutil.copy(trained_sqlite, path)
-    url = f"sqlite:///{path}"
+    url = store_url
     engine = make_engine(url)
     preview = new_prediction(engine, name=PREVIEW_NAME, status="preview")
     training.train(engine, preview, AS_OF)
@@ -147,6 +169,13 @@ def test_the_slider_shows_what_the_preview_api_answers_and_creates_a_segment(pag
     assert page.locator("#fig-precision").inner_text() == shown_percent(expected["targeting"]["precision"])
     assert page.locator("#fig-summary").inner_text() == expected["summary"]
     assert float(page.locator("#fig-expected").get_attribute("data-value")) == figures["expected_conversions"]
+    # One vocabulary: the share of expected conversions shown is the sentence's share, not the recall.
+    assert page.locator("#fig-share").inner_text() == shown_percent(figures["expected_share"])
+    assert f"{percent(figures['expected_share'])} of all expected conversions" in expected["summary"]
+    assert "Recall (test users)" in page.locator("#figures").inner_text()
+    targeting = expected["targeting"]
+    assert page.locator("#fig-recall-basis").inner_text() == \
+        f"{shown_count(targeting['positives'])} of {shown_count(targeting['test_positives'])} test converters"
     # The histogram highlights the buckets in the range: 60–65 … 90–95.
     assert page.locator("#histogram .bar.in-range").count() == 7
     _screenshot(page, "prediction-page-active.png")
@@ -193,3 +222,114 @@ def test_a_preview_prediction_shows_analytics_with_targeting_disabled(page, live
     assert size == sum(histogram) > 0
     assert page.locator("#quality-band").inner_text() in ("Excellent", "Good", "Fair", "Poor")
     _screenshot(page, "prediction-page-preview.png")
+
+
+def test_the_histogram_names_its_axes_and_cut_lines_with_the_category_chart_beside_it(page, live):
+    _open(page, live, live["active"])
+    assert page.locator("#histogram-x").text_content() == "Event Likelihood Score"   # SVG text: no inner_text
+    assert page.locator("#histogram-y").text_content() == "Users"
+    assert page.locator("#histogram .cut-label").all_text_contents() == ["Medium ≥ 50", "High ≥ 75"]
+    table = {row.get_attribute("data-category"): int(row.locator("td.num").inner_text().replace(",", ""))
+             for row in page.locator("#categories tbody tr").all()}
+    chart = {bar.get_attribute("data-category"): int(bar.get_attribute("data-users"))
+             for bar in page.locator("#category-chart .category-bar").all()}
+    assert chart == table and sum(chart.values()) > 0
+    histogram, categories = page.locator("#histogram").bounding_box(), page.locator("#category-chart").bounding_box()
+    # Beside, not below: to the right of the histogram, starting within its height.
+    assert categories["x"] >= histogram["x"] + histogram["width"] - 1
+    assert histogram["y"] <= categories["y"] < histogram["y"] + histogram["height"]
+
+
+def test_the_creation_form_checks_the_data_then_creates_a_prediction_that_builds(page, live):
+    """Issue 16: goal picked from the store's events, a live data check, created and trained at once."""
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#new-prediction-link").click()
+    page.wait_for_url(f"{live['base']}/predictions/new")
+    options = page.locator("#goal_event option").evaluate_all("options => options.map(o => o.value)")
+    assert "purchase" in options and "view_item" in options
+    page.locator("#name").fill("Buyers from the form")
+    page.locator("#goal_event").select_option("purchase")
+    page.locator("#window_days").fill("7")
+    page.wait_for_function("document.getElementById('check').dataset.state === 'thin' && "
+                           "document.getElementById('check-window').textContent.includes('last 7 days')")
+    expected = _api(live, "POST", "/v1/predictions/check",
+                    json={"name": "x", "goal_event": "purchase", "window_days": 7})
+    assert page.locator("#check-eligible").inner_text() == shown_count(expected["eligible_users"])
+    assert page.locator("#check-converters").inner_text() == shown_count(expected["past_converters"])
+    # The demo data ended long before today: too little recent data is a warning, shown as one.
+    warning = page.locator('#check-warnings .warning[data-code="not_enough_data"]')
+    assert warning.count() == 1 and warning.inner_text() == expected["warnings"][0]["message"]
+
+    page.locator("#create").click()
+    page.wait_for_url(re.compile(r".*/predictions/[0-9]+$"))
+    created_id = int(page.url.rsplit("/", 1)[1])
+    assert page.locator('#training[data-state="building"]').count() == 1
+    created = _api(live, "GET", f"/v1/predictions/{created_id}")
+    assert created["name"] == "Buyers from the form" and created["goal_event"] == "purchase"
+    assert created["window_days"] == 7 and created["training"]["state"] == "building"
+    _screenshot(page, "prediction-created.png")
+
+
+def test_the_creation_form_names_a_refused_field(page, live):
+    page.goto(live["base"] + link("/predictions/new"))
+    page.wait_for_selector('#check[data-state="thin"], #check[data-state="enough"]')
+    page.locator("#name").fill(PREVIEW_NAME)            # taken: refused with the reason, nothing created
+    page.locator("#create").click()
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "already exists" in page.locator("#form-error").inner_text()
+    assert page.url == f"{live['base']}/predictions/new"
+
+
+def test_the_segments_page_shows_members_over_time_and_each_destinations_last_sync(page, live):
+    pid = live["active"]
+    segment = _api(live, "POST", "/v1/segments", json={"name": "Likely buyers (segments page)",
+                                                       "definition": score_tree(pid, 40, 100)})
+    refreshed = _api(live, "POST", f"/v1/segments/{segment['id']}/refresh")
+    destination = _api(live, "POST", f"/v1/segments/{segment['id']}/destinations",
+                       json={"connector": "meta_custom_audience", "audience_id": "6123456789"})
+    synced = _api(live, "POST", f"/v1/segments/{segment['id']}/destinations/{destination['id']}/sync")
+
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#nav-segments").click()
+    page.wait_for_url(f"{live['base']}/segments")
+    card = page.locator(f"#segment-{segment['id']}")
+    assert card.locator("h2").inner_text() == "Likely buyers (segments page)"
+    assert card.locator(".segment-size").inner_text() == shown_count(refreshed["size"])
+    bars = card.locator(".members-chart rect.members")
+    assert [int(v) for v in bars.evaluate_all("bars => bars.map(b => b.dataset.version)")] == [1, 2]
+    assert int(bars.nth(1).get_attribute("data-size")) == refreshed["size"]
+    row = card.locator(f'tr[data-destination="{destination["id"]}"]')
+    assert "meta_custom_audience" in row.inner_text() and "6123456789" in row.inner_text()
+    # The last sync as the sync log has it (here: the connector is not set up in this workspace).
+    assert row.locator(".sync-result .status").text_content() == synced["status"]   # CSS shows it upper-case
+    if synced["error"]:
+        assert synced["error"] in row.locator(".sync-result").inner_text()
+    _screenshot(page, "segments-page.png")
+
+
+def test_the_campaigns_page_activates_pauses_archives_and_restores_explicitly(page, live):
+    """Issue 16: a campaign is created paused; activation is an explicit step on the page too."""
+    made = requests.post(live["base"] + "/v1/campaigns", headers=bearer(), timeout=30, json={
+        "preset": "playbook", "name": "Campaigns page", "prediction_id": live["active"]})
+    assert made.status_code == 201, made.text
+    campaign = made.json()
+    assert campaign["status"] == "paused"
+    page.goto(live["base"] + link("/predictions"))
+    page.locator("#nav-campaigns").click()
+    page.wait_for_url(f"{live['base']}/campaigns")
+    row = page.locator(f'tr[data-campaign="{campaign["id"]}"]')
+    assert row.get_attribute("data-status") == "paused"
+    for action, status in (("activate", "active"), ("pause", "paused"), ("archive", "archived"),
+                           ("unarchive", "paused")):
+        row.locator(f'button[data-action="{action}"]').click()
+        page.wait_for_selector(f'tr[data-campaign="{campaign["id"]}"][data-status="{status}"]')
+        assert _api(live, "GET", f"/v1/campaigns/{campaign['id']}")["status"] == status
+        assert row.locator(".status").text_content() == status
+        assert page.locator("#campaign-message .success").inner_text() == f"Campaign Campaigns page is {status}."
+    # Warnings (here: connectors not enabled in this workspace) are warnings, not part of the notice.
+    row.locator('button[data-action="activate"]').click()
+    page.wait_for_selector(f'tr[data-campaign="{campaign["id"]}"][data-status="active"]')
+    warnings = page.locator("#campaign-message .warning").all_inner_texts()
+    assert warnings and all("not enabled" in w for w in warnings)
+    assert "not enabled" not in page.locator("#campaign-message .success").inner_text()
+    _screenshot(page, "campaigns-page.png")

@@ -5,11 +5,18 @@ import pytest
 
 from plugin import create_app, workspaces
 from tests.helpers import API_KEY, bearer
-from tests.plugin.predictions_fixtures import AS_OF, SCORED
+from tests.plugin.predictions_fixtures import seed_goal_event, AS_OF, SCORED
 
 OTHER_KEY = "other-workspace-key-0123456789"
 VALID = {"name": "Buyers", "goal_event": "purchase", "goal_condition": {"property": "value", "op": "gt", "value": 20},
          "window_days": 14}
+
+
+@pytest.fixture(autouse=True)
+def _goal_seen(request):
+    """The empty stores these tests start from have seen a purchase: its goal is a known event."""
+    if "database_url" in request.fixturenames:
+        seed_goal_event(request.getfixturevalue("database_url"))
 
 
 def post(client, path, body=None, key=API_KEY):
@@ -141,3 +148,71 @@ def test_training_without_enough_data_answers_422_with_the_counts(client):
 def test_unknown_predictions_are_404(client):
     assert client.get("/v1/predictions/999", headers=bearer()).status_code == 404
     assert client.get("/v1/predictions", headers=bearer("nope-nope-nope-nope")).status_code == 401
+
+
+def test_an_archived_prediction_is_restored_to_the_status_it_had(client):
+    """Issue 16: archiving is not a one-way door."""
+    active = post(client, "/v1/predictions", VALID).json
+    demo = post(client, "/v1/predictions", {**VALID, "name": "Demo one", "status": "demo"}).json
+    for made in (active, demo):
+        assert post(client, f"/v1/predictions/{made['id']}/archive").json["status"] == "archived"
+    restored = post(client, f"/v1/predictions/{active['id']}/unarchive")
+    assert restored.status_code == 200 and restored.json["status"] == "active"
+    assert post(client, f"/v1/predictions/{demo['id']}/unarchive").json["status"] == "demo"
+    assert post(client, f"/v1/predictions/{active['id']}/unarchive").json["status"] == "active"  # idempotent
+    assert post(client, "/v1/predictions/999999/unarchive").status_code == 404
+
+
+def test_restoring_an_active_prediction_respects_the_active_limit(client):
+    first = post(client, "/v1/predictions", VALID).json
+    post(client, f"/v1/predictions/{first['id']}/archive")
+    for i in range(5):
+        assert post(client, "/v1/predictions", {**VALID, "name": f"Other {i}"}).status_code == 201
+    refused = post(client, f"/v1/predictions/{first['id']}/unarchive")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "too_many_active_predictions"
+    assert client.get(f"/v1/predictions/{first['id']}", headers=bearer()).json["status"] == "archived"
+
+
+def _recent_shop(database_url):
+    """Ten users active 20 days ago; 3 bought for more than 20 and 1 for 10 in the last 14 days; one
+    newcomer (first seen 2 days ago, so not eligible at the cutoff) bought too."""
+    import time as _time
+    from plugin.store import make_engine
+    from tests.plugin.predictions_fixtures import DAY, event, write
+    now = int(_time.time())
+    rows = [event(f"u{i}", "visit", now - 20 * DAY) for i in range(10)]
+    rows += [event(f"u{i}", "purchase", now - 5 * DAY, value=30) for i in range(3)]
+    rows += [event("u3", "purchase", now - 5 * DAY, value=10), event("newcomer", "purchase", now - 2 * DAY, value=50)]
+    engine = make_engine(database_url)
+    write(engine, rows, workspace_id=workspaces.ensure(engine, "default").id)
+    engine.dispose()
+
+
+def test_creation_reports_the_recent_window_and_warns_when_it_is_thin(client, database_url):
+    """Issue 16 point 2: eligible users and past converters over the last `window_days`, before saving."""
+    _recent_shop(database_url)
+    checked = post(client, "/v1/predictions/check", VALID)
+    assert checked.status_code == 200, checked.json
+    figures = checked.json
+    assert (figures["eligible_users"], figures["past_converters"], figures["non_converters"]) == (10, 3, 7)
+    assert figures["enough"] is False and figures["min_positives"] == 100
+    assert [w["code"] for w in figures["warnings"]] == ["not_enough_data"]
+    assert client.get("/v1/predictions", headers=bearer()).json["predictions"] == []  # nothing saved
+    unconditional = post(client, "/v1/predictions/check", {**VALID, "goal_condition": None}).json
+    assert unconditional["past_converters"] == 4 and unconditional["eligible_users"] == 10
+
+    created = post(client, "/v1/predictions", VALID)
+    assert created.status_code == 201
+    assert {k: created.json["data_check"][k] for k in ("eligible_users", "past_converters", "non_converters")} == {
+        "eligible_users": 10, "past_converters": 3, "non_converters": 7}
+    assert created.json["data_check"]["warnings"][0]["code"] == "not_enough_data"
+
+
+def test_a_goal_event_never_seen_is_a_400_and_takes_no_slot(client):
+    for path in ("/v1/predictions", "/v1/predictions/check"):
+        refused = post(client, path, {**VALID, "goal_event": "purchace"})
+        assert refused.status_code == 400, refused.json
+        assert refused.json["error"]["code"] == "unknown_goal_event"
+        assert "goal_event" in refused.json["error"]["details"]
+        assert refused.json["error"]["details"]["known_events"] == ["purchase"]
+    assert client.get("/v1/predictions", headers=bearer()).json["predictions"] == []

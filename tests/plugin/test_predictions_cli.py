@@ -11,7 +11,14 @@ from sqlalchemy import func, select
 
 from plugin.cli import cli
 from plugin.store.tables import scores
-from tests.plugin.predictions_fixtures import SCORED
+from tests.plugin.predictions_fixtures import seed_goal_event, SCORED
+
+
+@pytest.fixture(autouse=True)
+def _goal_seen(request):
+    """The empty stores these tests start from have seen a purchase: its goal is a known event."""
+    if "database_url" in request.fixturenames:
+        seed_goal_event(request.getfixturevalue("database_url"))
 
 
 @pytest.fixture
@@ -99,3 +106,14 @@ def test_export_to_a_file(likely, trained, tmp_path):
     with trained.engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(scores)).scalar()
     assert len(target.read_text().splitlines()) == stored + 1
+
+
+def test_create_prints_the_data_check_and_refuses_an_unknown_goal(likely, database_url):
+    code, out = likely(database_url, "predictions", "create", "--name", "p", "--event", "purchase", "--window-days", "7")
+    assert code == 0, out
+    assert "data check, last 7 days:" in out and "past converters" in out and "not_enough_data" in out
+    code, out = likely(database_url, "predictions", "create", "--name", "q", "--event", "nothing_like_it",
+                       "--window-days", "7")
+    assert code == 1 and "unknown_goal_event" in out
+    assert [p["name"] for p in json.loads(likely(database_url, "predictions", "list", "--json")[1])["predictions"]] \
+        == ["p"]

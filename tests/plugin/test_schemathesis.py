@@ -37,7 +37,8 @@ MAX_EXAMPLES = 25
 # not merely that every request bounced off with a documented 401.
 MUST_SUCCEED = {"GET /healthz", "GET /login", "GET /v1/settings", "POST /webhooks/events", "POST /webhooks/users",
                 "POST /webhooks/users/delete", "POST /webhooks/install", "POST /webhooks/{workspace}/events",
-                "GET /predictions"}
+                "GET /predictions", "GET /predictions/new", "GET /docs", "GET /v1/predictions", "GET /v1/segments",
+                "GET /v1/campaigns", "GET /v1/campaigns/presets", "GET /v1/jobs"}
 PARTNER_PATHS = {"/webhooks/install", "/webhooks/uninstall"}
 PAGES = "https://localhost"
 

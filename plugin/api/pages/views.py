@@ -16,7 +16,7 @@ from plugin.api.page_auth import page_login_required, page_workspace
 from plugin.errors import NotFound
 from plugin.api import csrf
 from plugin.api.pages import figures
-from plugin.predictions import definitions
+from plugin.predictions import definitions, trainings
 
 bp = Blueprint("pages", __name__)
 
@@ -85,6 +85,7 @@ def prediction_page(prediction_id: int):
             message = f"There is no prediction {prediction_id} in this workspace."
             return render_template("pages/not_found.html", workspace=workspace, message=message), 404
         model = figures.page(conn, prediction)
+        training = trainings.latest(conn, prediction.id)
     low, high = default_range(model["categories"])
     config = {
         "predictionId": prediction.id, "targetable": model["targetable"], "name": prediction.name,
@@ -93,4 +94,5 @@ def prediction_page(prediction_id: int):
                  (("preview", "preview_range"), ("segments", "create_segment"), ("campaigns", "create_campaign"))},
     }
     return render_template("pages/prediction.html", workspace=workspace, p=prediction, config=config,
-                           default_range=(low, high), csrf_token=csrf.token(), **model)
+                           default_range=(low, high), csrf_token=csrf.token(), training=training,
+                           **model)
