@@ -88,7 +88,7 @@ def run_stage(name: str, url: str, prediction_id: int, chunk_users: int) -> dict
         parts = []
         for chunk in prefetch(read_chunks(engine, prediction, model.spec, AS_OF + DAY, AS_OF + DAY, chunk_users)):
             computed = features.compute(chunk, model.spec, AS_OF + DAY)
-            parts.append(computed.matrix[computed.seen_recently])
+            parts.append(computed.matrix[computed.has_history])
         matrix = np.vstack(parts)
         bounds = categories.resolve_bounds(prediction.categories)
         bare, ours = [], []

@@ -13,7 +13,7 @@ from flask import current_app, jsonify, request
 from plugin import store
 from plugin.api import v1
 from plugin.api.requests import json_body, load
-from plugin.predictions import backtest, definitions, models, reasons, scoring, training
+from plugin.predictions import backtest, coverage, definitions, models, reasons, scoring, training
 from plugin.predictions.definitions import Prediction
 from plugin.predictions.schemas import (AsOfSchema, BacktestRequestSchema, ListQuerySchema, PredictionPatchSchema,
                                         PredictionSchema)
@@ -45,7 +45,7 @@ def create():
     data = load(PredictionSchema(), json_body())
     with store.transaction(store.engine()) as conn:
         prediction = definitions.create(conn, v1.workspace().id, data, _settings()["max_active_predictions"])
-        body = view(conn, prediction)
+        body = {**view(conn, prediction), "warnings": coverage.audience_warnings(conn, prediction)}
     return jsonify(body), 201
 
 
@@ -69,7 +69,8 @@ def change(prediction_id: int):
     with store.transaction(store.engine()) as conn:
         prediction = definitions.change(conn, v1.workspace().id, prediction_id, changes,
                                         _settings()["max_active_predictions"])
-        return jsonify(view(conn, prediction))
+        warnings = coverage.audience_warnings(conn, prediction) if "audience" in changes else []
+        return jsonify({**view(conn, prediction), "warnings": warnings})
 
 
 @bp.post("/<int:prediction_id>/archive")

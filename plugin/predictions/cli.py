@@ -123,7 +123,7 @@ def predictions() -> None:
 @click.option("--event", "goal_event", required=True, help="The goal event's name.")
 @click.option("--where", "where", default=None, help='Goal condition, e.g. {"property": "value", "op": "gt", "value": 20}')
 @click.option("--window-days", type=int, required=True, help="1–60 days.")
-@click.option("--audience", default=None, help="Eligible audience filter tree (JSON); default: seen in 90 days.")
+@click.option("--audience", default=None, help="Eligible audience filter tree (JSON); default: every user with any history.")
 @click.option("--categories", "categories_spec", default=None,
               help="default | fixed:Low=0,Medium=50,High=75 | quantile:Low=50,Medium=30,High=20 | JSON.")
 @click.option("--status", type=click.Choice(["active", "preview", "demo"]), default="active", show_default=True)
@@ -135,7 +135,7 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
            workspace, as_json) -> None:
     """Define a prediction."""
     from plugin.api.requests import load
-    from plugin.predictions import categories, definitions
+    from plugin.predictions import categories, coverage, definitions
     from plugin.predictions.api import view
     from plugin.predictions.schemas import PredictionSchema
     from plugin.store import transaction
@@ -152,8 +152,10 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
         data = load(PredictionSchema(), payload)
         with transaction(engine) as conn:
             prediction = definitions.create(conn, ws.id, data, app.config["LIKELY"]["max_active_predictions"])
-            body = view(conn, prediction)
+            body = {**view(conn, prediction), "warnings": coverage.audience_warnings(conn, prediction)}
     click.echo(json.dumps(body)) if as_json else _print_prediction(body)
+    for warning in body["warnings"]:
+        click.echo(f"warning: {warning['message']} [{warning['code']}]", err=True)
 
 
 @predictions.command("list")

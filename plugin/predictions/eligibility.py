@@ -1,7 +1,8 @@
 """Who a prediction scores, and which events count as its goal — as SQL, never a loop over users.
 
 `eligible_users` is the single place eligibility is decided. With no audience tree the default
-is every user with at least one event in the 90 days up to the cutoff; a tree is compiled by
+is every user with any history (at least one event up to the cutoff): a recency rule would hide
+buyers who come back after a long pause, often half of a window's buyers. A tree is compiled by
 the audiences package (`plugin.audiences.compiler.compile_audience`), evaluated as of the cutoff.
 """
 from __future__ import annotations
@@ -36,10 +37,9 @@ def eligible_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
 
 
 def default_audience(workspace_id: int, as_of_ts: int) -> Select:
-    """Users seen (any event) in the 90 days up to and including `as_of_ts`."""
+    """Users with any event up to and including `as_of_ts`."""
     return (select(events.c.user_id.label("id")).distinct()
-            .where(events.c.workspace_id == workspace_id,
-                   events.c.ts > as_of_ts - DEFAULT_LOOKBACK_DAYS * DAY, events.c.ts <= as_of_ts))
+            .where(events.c.workspace_id == workspace_id, events.c.ts <= as_of_ts))
 
 
 def goal_condition_sql(conn: Connection, condition: dict) -> ColumnElement:

@@ -58,7 +58,7 @@ class CategoryScheme(fields.Field):
 
 
 class AudienceTree(fields.Dict):
-    """The eligible audience: a filter tree (null = users seen in the 90 days before the cutoff)."""
+    """The eligible audience: a filter tree (null = every user with any event up to the cutoff)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         tree = super()._deserialize(value, attr, data, **kwargs)

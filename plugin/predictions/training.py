@@ -67,7 +67,7 @@ def training_set(engine: Engine, prediction: Any, as_of_ts: int, chunk_users: in
     parts = []
     for chunk in prefetch(read_chunks(engine, prediction, spec, cutoff, as_of_ts, chunk_users)):
         computed = features.compute(chunk, spec, cutoff, label_end_ts=as_of_ts)
-        keep = computed.seen_recently if chunk.eligible is None else chunk.eligible
+        keep = computed.has_history if chunk.eligible is None else chunk.eligible
         parts.append((computed.matrix[keep], computed.labels[keep], chunk.user_ids[keep]))
         if progress:
             progress(len(chunk.user_ids))

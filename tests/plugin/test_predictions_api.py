@@ -141,3 +141,25 @@ def test_training_without_enough_data_answers_422_with_the_counts(client):
 def test_unknown_predictions_are_404(client):
     assert client.get("/v1/predictions/999", headers=bearer()).status_code == 404
     assert client.get("/v1/predictions", headers=bearer("nope-nope-nope-nope")).status_code == 401
+
+
+def test_an_audience_that_hides_past_converters_is_created_with_a_warning_that_counts_them(client, engine):
+    from tests.plugin.predictions_fixtures import DAY, event, write
+    end = 900_000_000  # 1998-07-09: old history is real history
+    # 10 buyers in the last window: 6 came back after a long pause (seen 200 days before), 4 were recent.
+    write(engine, [event(f"paused{i}", "purchase", end - 200 * DAY) for i in range(6)]
+          + [event(f"recent{i}", "view", end - 20 * DAY) for i in range(4)]
+          + [event(u, "purchase", end - DAY) for u in [f"paused{i}" for i in range(6)] + [f"recent{i}" for i in range(4)]])
+    recent = {"filter": "performed", "event": "view", "within_days": 90}
+    body = {"name": "Seen lately", "goal_event": "purchase", "window_days": 14, "audience": recent}
+    created = post(client, "/v1/predictions", body)
+    assert created.status_code == 201, created.json
+    [warning] = created.json["warnings"]
+    assert warning["code"] == "audience_leaves_out_converters"
+    assert (warning["details"]["converters"], warning["details"]["left_out"]) == (10, 6)
+    assert "6 of the 10" in warning["message"]
+    everyone = post(client, "/v1/predictions", {"name": "Everyone", "goal_event": "purchase", "window_days": 14})
+    assert everyone.json["warnings"] == []
+    widened = client.patch(f"/v1/predictions/{created.json['id']}", headers=bearer(),
+                           json={"audience": {"any": [recent, {"filter": "performed", "event": "purchase"}]}})
+    assert widened.status_code == 200 and widened.json["warnings"] == []
