@@ -32,6 +32,7 @@ def _optional_body() -> object:
 def view(conn, prediction: Prediction) -> dict:
     """A prediction as the API shows it: its definition, current model (with quality) and latest run."""
     return {**PredictionSchema().dump(prediction.as_dict()),
+            "goal": {"kind": prediction.goal_kind, "event": prediction.goal_event},
             "model": models.summary(conn, prediction.current_model_id),
             "latest_run": scoring.run_summary(scoring.latest_run(conn, prediction.id))}
 

@@ -42,8 +42,8 @@ def past_converters(conn: Connection, prediction: Any, now_ts: int | None = None
 
 def audience_warnings(conn: Connection, prediction: Any, now_ts: int | None = None) -> list[dict]:
     """A warning when the audience leaves out a large share of past converters (none otherwise)."""
-    if prediction.audience is None:
-        return []  # the default keeps everyone with history
+    if prediction.audience is None or prediction.goal_kind == "churn":
+        return []  # the default keeps everyone with history; a churn audience is its active users
     found = past_converters(conn, prediction, now_ts)
     if not found["converters"] or found["left_out"] < WARN_SHARE * found["converters"]:
         return []

@@ -27,6 +27,8 @@ CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
 def eligible_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
     """A SELECT of `id` (users.id) for every user the prediction scores as of `as_of_ts`."""
     if prediction.audience is None:
+        if getattr(prediction, "goal_kind", "event") == "churn":
+            return active_users(conn, prediction, as_of_ts)
         return default_audience(prediction.workspace_id, as_of_ts)
     try:
         from plugin.audiences.compiler import compile_audience
@@ -40,6 +42,19 @@ def default_audience(workspace_id: int, as_of_ts: int) -> Select:
     """Users with any event up to and including `as_of_ts`."""
     return (select(events.c.user_id.label("id")).distinct()
             .where(events.c.workspace_id == workspace_id, events.c.ts <= as_of_ts))
+
+
+def active_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
+    """A churn prediction's default audience: users who performed its event (meeting its
+    condition) in the window up to `as_of_ts` — only they can stop."""
+    from plugin.store.tables import event_types
+    query = (select(events.c.user_id.label("id")).distinct()
+             .join(event_types, event_types.c.id == events.c.event_type_id)
+             .where(events.c.workspace_id == prediction.workspace_id, event_types.c.name == prediction.goal_event,
+                    events.c.ts > as_of_ts - prediction.window_days * DAY, events.c.ts <= as_of_ts))
+    if prediction.goal_condition:
+        query = query.where(goal_condition_sql(conn, prediction.goal_condition))
+    return query
 
 
 def goal_condition_sql(conn: Connection, condition: dict) -> ColumnElement:

@@ -7,7 +7,8 @@ As of a cutoff T, a user's features only see events with ts <= T:
   active days in the last 30 and 90 days; mean and longest gap between events (days);
 - sums, means and last values of numeric event properties (see `properties`);
 - user attributes, as they are now (see `attributes`).
-The label is whether a goal event (meeting its condition) happened in (T, T + window].
+The label is whether a goal event (meeting its condition) happened in (T, T + window] — or, for a
+churn goal, whether it did NOT, among the users who performed it in the window up to T.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def build_spec(conn: Connection, prediction: Any, cutoff_ts: int) -> dict:
             "properties": property_features.discover(conn, workspace_id, {i: names[i] for i in chosen}, since,
                                                      cutoff_ts),
             "goal_event": prediction.goal_event, "goal_type_id": goal_type_id,
+            "goal_kind": getattr(prediction, "goal_kind", "event"), "window_days": prediction.window_days,
             "goal_condition": prediction.goal_condition,
             "attributes": attribute_features.discover(conn, workspace_id)}
 
@@ -129,11 +131,17 @@ def compute(chunk: Chunk, spec: dict, cutoff_ts: int, label_end_ts: int | None =
     matrix[np.isinf(matrix)] = np.nan
 
     labels = None
+    churn = spec.get("goal_kind") == "churn"
     if label_end_ts is not None:
         future = (goal_ts > cutoff_ts) & (goal_ts <= label_end_ts)
         labels = np.zeros(n, dtype=np.int8)
         labels[goal_user[future]] = 1
+        if churn:
+            labels = 1 - labels  # churned: did NOT perform the event in the window
     has_history = np.isfinite(last_ts)
+    if churn:
+        # Only active users can churn: those who performed the event in the window up to the cutoff.
+        has_history = (cutoff_ts - last_goal) < spec["window_days"] * DAY
     return ChunkFeatures(matrix=matrix, has_history=has_history, labels=labels)
 
 

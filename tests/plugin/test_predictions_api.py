@@ -163,3 +163,16 @@ def test_an_audience_that_hides_past_converters_is_created_with_a_warning_that_c
     widened = client.patch(f"/v1/predictions/{created.json['id']}", headers=bearer(),
                            json={"audience": {"any": [recent, {"filter": "performed", "event": "purchase"}]}})
     assert widened.status_code == 200 and widened.json["warnings"] == []
+
+
+def test_a_churn_goal_is_created_from_a_goal_object_and_cannot_change(client):
+    body = {"name": "Lapsing", "goal": {"kind": "churn", "event": "session_start"}, "window_days": 30}
+    created = post(client, "/v1/predictions", body)
+    assert created.status_code == 201, created.json
+    assert created.json["goal"] == {"kind": "churn", "event": "session_start"}
+    assert created.json["goal_kind"] == "churn" and created.json["goal_event"] == "session_start"
+    refused = client.patch(f"/v1/predictions/{created.json['id']}", headers=bearer(),
+                           json={"goal": {"kind": "event", "event": "session_start"}})
+    assert refused.status_code == 400 and "goal" in refused.json["error"]["details"]
+    bad = post(client, "/v1/predictions", {**body, "name": "x", "goal": {"kind": "maybe", "event": "e"}})
+    assert bad.status_code == 400

@@ -201,3 +201,21 @@ def test_identifier_properties_and_attributes_are_never_features(engine):
         spec = features.build_spec(conn, new_prediction(engine), T)
     assert sorted(p["property"] for p in spec["properties"]) == ["quantity", "total"]
     assert sorted(a["name"] for a in spec["attributes"]) == ["age", "plan"]
+
+
+def test_churn_labels_active_users_who_stop_and_matches_the_sql_audience(engine):
+    window = 14 * DAY
+    write(engine, [
+        event("stays", "session", T - DAY), event("stays", "session", T + DAY),        # active, comes back
+        event("leaves", "session", T - 3 * DAY), event("leaves", "view", T + DAY),     # active, no session after
+        event("lapsed", "session", T - 30 * DAY), event("lapsed", "session", T + DAY),  # not active at T
+        event("browser", "view", T - DAY),                                              # never had a session
+    ])
+    prediction = new_prediction(engine, goal_event="session", goal_kind="churn")
+    _, rows = table(engine, prediction, horizon=T + window)
+    eligible = {u: r["label"] for u, r in rows.items() if r["eligible"]}
+    assert eligible == {"stays": 0, "leaves": 1}           # 1 = churned
+    with engine.connect() as conn:
+        sql = set(conn.execute(select(users.c.external_id).where(
+            users.c.id.in_(eligible_users(conn, prediction, T)))).scalars())
+    assert sql == set(eligible)
