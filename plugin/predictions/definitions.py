@@ -30,7 +30,6 @@ class Prediction:
     workspace_id: int
     name: str
     goal_event: str
-    goal_kind: str
     goal_condition: dict | None
     window_days: int
     audience: dict | None
@@ -44,6 +43,7 @@ class Prediction:
     last_trained_at: datetime | None
     last_scored_at: datetime | None
     last_backtested_at: datetime | None
+    goal_kind: str = "event"  # or "churn": the risk of NOT performing goal_event
 
     @property
     def is_churn(self) -> bool:
