@@ -64,12 +64,13 @@ def run_stage(name: str, url: str, prediction_id: int, chunk_users: int) -> dict
     options = training.TrainingOptions(chunk_users=chunk_users)
     if name == "train":
         started = time.perf_counter()
-        spec, matrix, labels, user_ids = training.training_set(engine, prediction, AS_OF, chunk_users)
+        data = training.training_set(engine, prediction, AS_OF, chunk_users, snapshots=options.snapshots,
+                                     older_rows=options.max_train_users)
         result["features_s"] = time.perf_counter() - started
-        result["training_rows"], result["features"] = matrix.shape
-        result["positives"] = int(labels.sum())
+        result["training_rows"], result["features"] = data.matrix.shape
+        result["positives"] = int(data.labels.sum())
         fit_started = time.perf_counter()
-        model_id = training.fit(engine, prediction, AS_OF, spec, matrix, labels, user_ids, options)
+        model_id = training.fit(engine, prediction, AS_OF, data, options)
         result["fit_s"] = time.perf_counter() - fit_started
         result["train_total_s"] = time.perf_counter() - started
         with engine.connect() as conn:
@@ -88,7 +89,7 @@ def run_stage(name: str, url: str, prediction_id: int, chunk_users: int) -> dict
         parts = []
         for chunk in prefetch(read_chunks(engine, prediction, model.spec, AS_OF + DAY, AS_OF + DAY, chunk_users)):
             computed = features.compute(chunk, model.spec, AS_OF + DAY)
-            parts.append(computed.matrix[computed.seen_recently])
+            parts.append(computed.matrix[computed.has_history])
         matrix = np.vstack(parts)
         bounds = categories.resolve_bounds(prediction.categories)
         bare, ours = [], []

@@ -14,7 +14,8 @@ from plugin import store
 from plugin.api import v1
 from plugin.api.docs import STANDARD_ERRORS, api_doc
 from plugin.api.requests import json_body, load
-from plugin.predictions import backtest, datacheck, definitions, models, reasons, scoring, training, trainings
+from plugin.predictions import (backtest, coverage, datacheck, definitions, models, reasons, scoring, training,
+                                trainings)
 from plugin.predictions.definitions import Prediction
 from plugin.predictions.responses import (BacktestListOut, CreatedPredictionOut, DataCheckOut, ModelOut, PredictionListOut,
                                           PredictionOut, ScoringRunOut, UserReasonsOut)
@@ -35,6 +36,7 @@ def _optional_body() -> object:
 def view(conn, prediction: Prediction) -> dict:
     """A prediction as the API shows it: its definition, current model (with quality) and latest run."""
     return {**PredictionSchema().dump(prediction.as_dict()),
+            "goal": {"kind": prediction.goal_kind, "event": prediction.goal_event},
             "model": models.summary(conn, prediction.current_model_id),
             "latest_run": scoring.run_summary(scoring.latest_run(conn, prediction.id)),
             "training": trainings.latest(conn, prediction.id)}
@@ -55,7 +57,8 @@ def create():
     data = load(PredictionSchema(), json_body())
     with store.transaction(store.engine()) as conn:
         prediction, checked = datacheck.create_checked(conn, v1.workspace().id, data, _settings(), int(time.time()))
-        body = {**view(conn, prediction), "data_check": checked.as_dict()}
+        body = {**view(conn, prediction), "data_check": checked.as_dict(),
+                "warnings": checked.warnings + coverage.audience_warnings(conn, prediction)}
     return jsonify(body), 201
 
 
@@ -97,7 +100,8 @@ def change(prediction_id: int):
     with store.transaction(store.engine()) as conn:
         prediction = definitions.change(conn, v1.workspace().id, prediction_id, changes,
                                         _settings()["max_active_predictions"])
-        return jsonify(view(conn, prediction))
+        warnings = coverage.audience_warnings(conn, prediction) if "audience" in changes else []
+        return jsonify({**view(conn, prediction), "warnings": warnings})
 
 
 @bp.post("/<int:prediction_id>/archive")

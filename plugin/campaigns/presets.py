@@ -24,6 +24,11 @@ _PROMOTION = {"subject": "{{ offer.discount_percent | int }}% off, just for you"
                       "off with code {{ offer.code }}.",
               "html": "<p>Hi {{ user.first_name | default('there') }},</p><p>Take "
                       "<b>{{ offer.discount_percent | int }}% off</b> with code {{ offer.code }}.</p>"}
+_WIN_BACK = {"subject": "We miss you: {{ offer.discount_percent | int }}% off to come back",
+             "text": "Hi {{ user.first_name | default('there') }}, come back and take {{ offer.discount_percent | int }}% "
+                     "off with code {{ offer.code }}.",
+             "html": "<p>Hi {{ user.first_name | default('there') }},</p><p>Come back and take "
+                     "<b>{{ offer.discount_percent | int }}% off</b> with code {{ offer.code }}.</p>"}
 _NEWSLETTER = {"subject": "What's new this month",
                "text": "Hi {{ user.first_name | default('there') }}, here is what's new this month.",
                "html": "<p>Hi {{ user.first_name | default('there') }},</p><p>Here is what's new this month.</p>"}
@@ -64,6 +69,18 @@ PRESETS: dict[str, dict] = {
             _tier("Medium", [{"channel": "email", "template": _PROMOTION},
                              {"channel": "ads"}], 10, "LIKELY10"),
             _tier("Low", [{"channel": "email", "template": _NEWSLETTER}], 0),
+        ],
+    },
+    # For a churn prediction (Churn Risk Category) the playbook is inverted: the likelier the
+    # churn, the bigger the incentive to stay.
+    "churn_playbook": {
+        "description": "For churn predictions. High risk: 20% win-back offer by email and push. Medium: "
+                       "10% by email (+ ads retargeting). Low: a push reminder, no discount.",
+        "tiers": [
+            _tier("High", [{"channel": "email", "template": _WIN_BACK},
+                           {"channel": "push", "template": _WIN_BACK}], 20, "STAY20"),
+            _tier("Medium", [{"channel": "email", "template": _WIN_BACK}, {"channel": "ads"}], 10, "STAY10"),
+            _tier("Low", [{"channel": "push", "template": _REMINDER}], 0),
         ],
     },
 }

@@ -68,13 +68,24 @@ def _quality(metrics: dict) -> str:
     """Quality and AUC, or why they are missing (a test set holding only one class)."""
     if metrics.get("prediction_quality") is None:
         return "quality n/a (the test set holds one class only)"
-    return f"quality {metrics['prediction_quality']:.1f} ({metrics['quality_band']}), AUC {metrics['auc']:.3f}"
+    text = f"quality {metrics['prediction_quality']:.1f} ({metrics['quality_band']}"
+    interval = metrics.get("prediction_quality_interval")
+    if interval:
+        text += f"; 95 % interval {interval[0]:.1f}–{interval[1]:.1f}"
+    if metrics.get("quality_low_confidence"):
+        text += f"; low confidence: {metrics.get('test_positives')} test converters"
+    text += f"), AUC {metrics['auc']:.3f}"
+    if metrics.get("mean_gap_pp") is not None:
+        text += f", predicted − observed {metrics['mean_gap_pp']:+.2f} pp"
+    return text
 
 
 def _print_prediction(body: dict) -> None:
     from plugin.predictions.eligibility import describe_condition
     condition = body["goal_condition"]
     goal = body["goal_event"] + (f" where {describe_condition(condition)}" if condition else "")
+    if body.get("goal_kind") == "churn":
+        goal = f"churn (no {goal})"
     click.echo(f"#{body['id']} {body['name']} [{body['status']}]: {goal} within {body['window_days']} days")
     model = body.get("model")
     if model:
@@ -109,9 +120,11 @@ def predictions() -> None:
 @predictions.command("create")
 @click.option("--name", required=True)
 @click.option("--event", "goal_event", required=True, help="The goal event's name.")
+@click.option("--churn", is_flag=True, help="Predict churn: the risk that a user who performed the event in the "
+                                            "last window does NOT perform it within the next.")
 @click.option("--where", "where", default=None, help='Goal condition, e.g. {"property": "value", "op": "gt", "value": 20}')
 @click.option("--window-days", type=int, required=True, help="1–60 days.")
-@click.option("--audience", default=None, help="Eligible audience filter tree (JSON); default: seen in 90 days.")
+@click.option("--audience", default=None, help="Eligible audience filter tree (JSON); default: every user with any history.")
 @click.option("--categories", "categories_spec", default=None,
               help="default | fixed:Low=0,Medium=50,High=75 | quantile:Low=50,Medium=30,High=20 | JSON.")
 @click.option("--status", type=click.Choice(["active", "preview", "demo"]), default="active", show_default=True)
@@ -119,15 +132,16 @@ def predictions() -> None:
 @click.option("--retrain-days", type=int, default=15, show_default=True)
 @workspace_option
 @json_option
-def create(name, goal_event, where, window_days, audience, categories_spec, status, schedule, retrain_days,
+def create(name, goal_event, churn, where, window_days, audience, categories_spec, status, schedule, retrain_days,
            workspace, as_json) -> None:
     """Define a prediction."""
     from plugin.api.requests import load
-    from plugin.predictions import categories, datacheck, definitions
+    from plugin.predictions import categories, coverage, datacheck, definitions
     from plugin.api.predictions import view
     from plugin.predictions.schemas import PredictionSchema
     from plugin.store import transaction
-    payload = {"name": name, "goal_event": goal_event, "goal_condition": _json_arg(where, "--where"),
+    payload = {"name": name, "goal_event": goal_event, "goal_kind": "churn" if churn else "event",
+               "goal_condition": _json_arg(where, "--where"),
                "window_days": window_days, "audience": _json_arg(audience, "--audience"), "status": status,
                "schedule": schedule, "retrain_days": retrain_days}
     if categories_spec is not None:
@@ -140,14 +154,15 @@ def create(name, goal_event, where, window_days, audience, categories_spec, stat
         data = load(PredictionSchema(), payload)
         with transaction(engine) as conn:
             prediction, checked = datacheck.create_checked(conn, ws.id, data, app.config["LIKELY"], int(time.time()))
-            body = {**view(conn, prediction), "data_check": checked.as_dict()}
+            body = {**view(conn, prediction), "data_check": checked.as_dict(),
+                    "warnings": checked.warnings + coverage.audience_warnings(conn, prediction)}
     if as_json:
         click.echo(json.dumps(body))
         return
     _print_prediction(body)
     click.echo(f"data check, last {checked.window_days} days: {checked.eligible_users} eligible users, "
                f"{checked.past_converters} past converters, {checked.non_converters} non-converters")
-    for warning in checked.warnings:
+    for warning in body["warnings"]:
         click.echo(f"warning: {warning['code']}: {warning['message']}", err=True)
 
 

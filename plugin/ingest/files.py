@@ -204,7 +204,13 @@ def import_file(engine: Engine, workspace_id: int, path: Path, kind: str,
     """Import events or users from a file; each chunk commits on its own, in file order."""
     if kind not in ("events", "users"):
         raise ValueError("kind is events or users")
-    write = writer.write_prepared_events if kind == "events" else writer.upsert_users
+    if kind == "events":
+        occurrences = writer.Occurrences()  # identical rows in different chunks are all kept too
+
+        def write(conn, workspace_id, rows):
+            return writer.write_prepared_events(conn, workspace_id, occurrences.renumber(rows))
+    else:
+        write = writer.upsert_users
     report = ImportReport()
     # One connection for the whole import (a transaction per chunk), with a cache that
     # stays warm from chunk to chunk.

@@ -11,7 +11,7 @@ from marshmallow import (INCLUDE, Schema, ValidationError, fields, post_load, va
                          validates_schema)
 
 MAX_FUTURE_SECONDS = 24 * 3600  # clock skew we forgive; later timestamps are mistakes
-MIN_TIMESTAMP = 946_684_800  # 2000-01-01
+MIN_TIMESTAMP = 0  # 1970-01-01: any real history is welcome
 KNOWN_ATTRIBUTES = {"email", "phone", "push_tokens", "email_consent", "push_consent", "sms_consent",
                     "ads_consent", "in_app_consent", "country", "language", "first_name", "last_name",
                     "city", "state", "zip", "external_ids", "timezone"}
@@ -40,7 +40,12 @@ def nul_path(value: Any, path: str = "") -> str | None:
 
 
 def parse_timestamp(value: Any) -> int:
-    """ISO 8601 (zone optional, UTC assumed) or epoch seconds/milliseconds → epoch seconds."""
+    """ISO 8601 (zone optional, UTC assumed; basic dates like 19970101 too) or epoch
+    seconds/milliseconds → epoch seconds.
+
+    A string of exactly eight digits is read as an ISO 8601 basic date (YYYYMMDD), the way
+    many exports write days: as epoch seconds it would be a moment in 1970.
+    """
     if isinstance(value, bool):
         raise ValueError("not a timestamp")
     if isinstance(value, (int, float)):
@@ -50,6 +55,8 @@ def parse_timestamp(value: Any) -> int:
         return int(seconds)
     if isinstance(value, str):
         text = value.strip()
+        if len(text) == 8 and text.isdigit():
+            return int(datetime.strptime(text, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp())
         if text.replace(".", "", 1).isdigit():
             return parse_timestamp(float(text))
         parsed = datetime.fromisoformat(text)
@@ -65,7 +72,7 @@ class Timestamp(fields.Field):
     default_error_messages = {
         "invalid": "Not a valid timestamp: use ISO 8601 (e.g. 2026-11-23T10:00:00Z) or epoch seconds.",
         "future": "Timestamp is more than a day in the future.",
-        "past": "Timestamp is before 2000-01-01.",
+        "past": "Timestamp is before 1970-01-01.",
     }
 
     def __init__(self, **kwargs):

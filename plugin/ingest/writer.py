@@ -8,6 +8,8 @@ import hashlib
 import json
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+
 from sqlalchemy import Connection, String, and_, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,9 +45,16 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def event_key(user_id: str, event: str, ts: int, properties: str | None, event_id: str | None) -> int:
-    """A stable signed 64-bit identity: the event's own id when given, else its content."""
-    identity = f"id\x1f{event_id}" if event_id else f"{user_id}\x1f{event}\x1f{ts}\x1f{properties or ''}"
+def event_key(user_id: str, event: str, ts: int, properties: str | None, event_id: str | None,
+              occurrence: int = 0) -> int:
+    """A stable signed 64-bit identity: the event's own id when given, else its content and its
+    occurrence number among identical rows of one batch or file (see `prepare_events`)."""
+    if event_id:
+        identity = f"id\x1f{event_id}"
+    else:
+        identity = f"{user_id}\x1f{event}\x1f{ts}\x1f{properties or ''}"
+        if occurrence:  # the first occurrence keeps the plain content identity
+            identity += f"\x1f#{occurrence}"
     return int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=8).digest(), "big", signed=True)
 
 
@@ -119,17 +128,89 @@ def event_type_ids(conn: Connection, workspace_id: int, names: Iterable[str]) ->
     return {name: tid for name, tid in rows}
 
 
-Prepared = tuple  # (user_id, event, ts, properties JSON or None, event_key)
+# (user_id, event, ts, properties JSON or None, event_key, content key or None when the row
+# has an event_id, occurrence number among identical rows)
+Prepared = tuple
 
 
 def prepare_events(rows: Sequence[dict]) -> list[Prepared]:
-    """The pure part of writing: canonical property JSON and identity (runs in import workers)."""
+    """The pure part of writing: canonical property JSON and identity (runs in import workers).
+
+    Rows without an `event_id` are identified by their content. Identical rows in one batch
+    are all kept (two identical purchases on one day are real): the n-th repeat of a row gets
+    occurrence number n in its identity. So the same batch delivered again changes nothing,
+    while the repeats inside it are each stored once.
+    """
     prepared = []
+    seen: dict[int, int] = {}
     for r in rows:
         props = json.dumps(r["properties"], sort_keys=True, separators=(",", ":")) if r.get("properties") else None
-        prepared.append((r["user_id"], r["event"], r["timestamp"], props,
-                         event_key(r["user_id"], r["event"], r["timestamp"], props, r.get("event_id"))))
+        event_id = r.get("event_id")
+        if event_id:
+            prepared.append((r["user_id"], r["event"], r["timestamp"], props,
+                             event_key(r["user_id"], r["event"], r["timestamp"], props, event_id), None, 0))
+            continue
+        content = event_key(r["user_id"], r["event"], r["timestamp"], props, None)
+        occurrence = seen.get(content, 0)
+        seen[content] = occurrence + 1
+        key = event_key(r["user_id"], r["event"], r["timestamp"], props, None, occurrence) if occurrence else content
+        prepared.append((r["user_id"], r["event"], r["timestamp"], props, key, content, occurrence))
     return prepared
+
+
+class Occurrences:
+    """Content keys of the rows without `event_id` seen so far in one file, so that repeats of a
+    row in later chunks are numbered on from those in earlier ones (`prepare_events` numbers
+    within a chunk).
+
+    Keys are kept as sorted numpy runs merged like a binary counter (8 bytes a row, O(log n)
+    runs); only the keys seen more than once are in a dict with their count.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+        self.repeats: dict[int, int] = {}
+
+    def renumber(self, prepared: Sequence[Prepared]) -> list[Prepared]:
+        content = np.fromiter((p[5] for p in prepared if p[5] is not None), dtype=np.int64)
+        if not len(content):
+            return list(prepared)
+        earlier = np.zeros(len(content), dtype=bool)
+        for run in self.runs:
+            at = np.minimum(np.searchsorted(run, content), len(run) - 1)
+            earlier |= run[at] == content
+        out, index, chunk_counts = [], 0, {}
+        for p in prepared:
+            if p[5] is None:
+                out.append(p)
+                continue
+            seen_before = earlier[index]
+            index += 1
+            chunk_counts[p[5]] = chunk_counts.get(p[5], 0) + 1
+            if not seen_before:
+                out.append(p)
+                continue
+            occurrence = self.repeats.get(p[5], 1) + p[6]
+            user_id, event, ts, props = p[:4]
+            out.append((user_id, event, ts, props, event_key(user_id, event, ts, props, None, occurrence),
+                        p[5], occurrence))
+        # Totals per content key: earlier total (1 when seen once, else the dict) + this chunk's.
+        repeated = content[earlier]
+        for key in set(repeated.tolist()):
+            self.repeats[key] = self.repeats.get(key, 1) + chunk_counts[key]
+        for key, n in chunk_counts.items():
+            if n > 1 and key not in self.repeats:
+                self.repeats[key] = n
+        self._add(np.unique(content[~earlier]))
+        return out
+
+    def _add(self, keys: np.ndarray) -> None:
+        if not len(keys):
+            return
+        # Merge equal-sized runs (a binary counter): every key is re-sorted O(log n) times.
+        while self.runs and len(self.runs[-1]) <= len(keys):
+            keys = np.union1d(self.runs.pop(), keys)
+        self.runs.append(keys)
 
 
 def write_events(conn: Connection, workspace_id: int, rows: Sequence[dict]) -> int:
@@ -142,10 +223,10 @@ def write_prepared_events(conn: Connection, workspace_id: int, prepared: Sequenc
         return 0
     user_map = user_ids(conn, workspace_id, (p[0] for p in prepared))
     type_map = event_type_ids(conn, workspace_id, (p[1] for p in prepared))
-    records = [(workspace_id, user_map[u], type_map[e], ts, props, key) for u, e, ts, props, key in prepared]
+    records = [(workspace_id, user_map[p[0]], type_map[p[1]], p[2], p[3], p[4]) for p in prepared]
     for names, observer in _observers.items():
         if not names.isdisjoint(type_map):
-            observer(conn, workspace_id, [p for p in prepared if p[1] in names], user_map)
+            observer(conn, workspace_id, [p[:5] for p in prepared if p[1] in names], user_map)
     if is_postgres(conn):
         return _copy_events_postgres(conn, records)
     driver = conn.connection.driver_connection

@@ -1,10 +1,10 @@
 """User attributes as model features, extracted in SQL (one numeric column per attribute).
 
 Attributes have no history in the store, so they are taken as they are now, for training
-(features as of a past cutoff) as well as for scoring. Personal data (names, addresses, the
-email address itself) is never a feature; reachability is (has an email address, push tokens,
-consent flags). Custom attributes are picked up when a sample of users shows them to be
-booleans, numbers, or strings with few distinct values.
+(features as of a past cutoff) as well as for scoring. Identifiers and personal data (names,
+addresses, postal codes, the email address itself; see `personal`) are never features;
+reachability is (has an email address, push tokens, consent flags). Custom attributes are picked
+up when a sample of users shows them to be booleans, numbers, or strings with few distinct values.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Float, String, bindparam, case, cast, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
+from plugin.predictions import personal
 from plugin.store import is_postgres, workspace_users
 from plugin.store.tables import users
 
@@ -22,7 +23,6 @@ PROFILE = {"country": "categorical", "language": "categorical", "timezone": "cat
            "email": "present", "phone": "present", "push_tokens": "count",
            "email_consent": "boolean", "push_consent": "boolean", "sms_consent": "boolean",
            "ads_consent": "boolean", "in_app_consent": "boolean"}
-NEVER = {"first_name", "last_name", "city", "state", "zip", "external_ids", "address", "name"}
 LABELS = {"email": "has an email address", "phone": "has a phone number", "push_tokens": "push tokens"}
 SAMPLE_USERS = 20_000
 MIN_COVERAGE = 0.01
@@ -40,17 +40,21 @@ def discover(conn: Connection, workspace_id: int) -> list[dict]:
         return []
     seen: dict[str, Counter] = {}
     values: dict[str, Counter] = {}
+    raw: dict[str, list] = {}
     for attributes in sample:
         for name, value in attributes.items():
-            if value is None or name in NEVER:
+            if value is None or (name not in PROFILE and personal.identifying_name(name)):
                 continue
             seen.setdefault(name, Counter())[_kind_of(value)] += 1
+            raw.setdefault(name, []).append(value)
             if isinstance(value, str):
                 values.setdefault(name, Counter())[value] += 1
     specs = []
     for name, kinds in seen.items():
         present = sum(kinds.values())
         if present / len(sample) < MIN_COVERAGE:
+            continue
+        if name not in PROFILE and personal.identifying_values(raw[name]):
             continue
         kind = PROFILE.get(name) or _custom_kind(kinds, values.get(name, Counter()))
         if kind is None:

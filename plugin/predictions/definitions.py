@@ -20,7 +20,8 @@ from plugin.store.types import utcnow
 STATUSES = ("demo", "preview", "active", "archived")
 SCHEDULES = ("daily", "weekly", "monthly")
 DEFAULT_RETRAIN_DAYS = 15
-IMMUTABLE = ("goal_event", "goal_condition", "window_days")
+IMMUTABLE = ("goal_event", "goal_kind", "goal_condition", "window_days")
+GOAL_KINDS = ("event", "churn")  # churn: the risk that an active user does NOT perform the event
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class Prediction:
     last_trained_at: datetime | None
     last_scored_at: datetime | None
     last_backtested_at: datetime | None
+    goal_kind: str = "event"  # or "churn": the risk of NOT performing goal_event
+
+    @property
+    def is_churn(self) -> bool:
+        return self.goal_kind == "churn"
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -63,6 +69,7 @@ def create(conn: Connection, workspace_id: int, data: dict, max_active: int) -> 
         _check_active_limit(conn, workspace_id, max_active)
     now = utcnow()
     values = {"workspace_id": workspace_id, "name": data["name"], "goal_event": data["goal_event"],
+              "goal_kind": data.get("goal_kind", "event"),
               "goal_condition": data.get("goal_condition"), "window_days": data["window_days"],
               "audience": data.get("audience"), "categories": data.get("categories") or categories.DEFAULT_SCHEME,
               "schedule": data.get("schedule", "daily"),

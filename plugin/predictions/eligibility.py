@@ -1,7 +1,8 @@
 """Who a prediction scores, and which events count as its goal — as SQL, never a loop over users.
 
 `eligible_users` is the single place eligibility is decided. With no audience tree the default
-is every user with at least one event in the 90 days up to the cutoff; a tree is compiled by
+is every user with any history (at least one event up to the cutoff): a recency rule would hide
+buyers who come back after a long pause, often half of a window's buyers. A tree is compiled by
 the audiences package (`plugin.audiences.compiler.compile_audience`), evaluated as of the cutoff.
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
 def eligible_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
     """A SELECT of `id` (users.id) for every user the prediction scores as of `as_of_ts`."""
     if prediction.audience is None:
+        if getattr(prediction, "goal_kind", "event") == "churn":
+            return active_users(conn, prediction, as_of_ts)
         return default_audience(prediction.workspace_id, as_of_ts)
     try:
         from plugin.audiences.compiler import compile_audience
@@ -36,10 +39,22 @@ def eligible_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
 
 
 def default_audience(workspace_id: int, as_of_ts: int) -> Select:
-    """Users seen (any event) in the 90 days up to and including `as_of_ts`."""
+    """Users with any event up to and including `as_of_ts`."""
     return (select(events.c.user_id.label("id")).distinct()
-            .where(events.c.workspace_id == workspace_id,
-                   events.c.ts > as_of_ts - DEFAULT_LOOKBACK_DAYS * DAY, events.c.ts <= as_of_ts))
+            .where(events.c.workspace_id == workspace_id, events.c.ts <= as_of_ts))
+
+
+def active_users(conn: Connection, prediction: Any, as_of_ts: int) -> Select:
+    """A churn prediction's default audience: users who performed its event (meeting its
+    condition) in the window up to `as_of_ts` — only they can stop."""
+    from plugin.store.tables import event_types
+    query = (select(events.c.user_id.label("id")).distinct()
+             .join(event_types, event_types.c.id == events.c.event_type_id)
+             .where(events.c.workspace_id == prediction.workspace_id, event_types.c.name == prediction.goal_event,
+                    events.c.ts > as_of_ts - prediction.window_days * DAY, events.c.ts <= as_of_ts))
+    if prediction.goal_condition:
+        query = query.where(goal_condition_sql(conn, prediction.goal_condition))
+    return query
 
 
 def goal_condition_sql(conn: Connection, condition: dict) -> ColumnElement:

@@ -5,8 +5,10 @@ As of a cutoff T, a user's features only see events with ts <= T:
 - for a goal with a property condition, the matching goal events over the same windows;
 - days since the last event, the first event (tenure) and the last goal event; events ever;
   active days in the last 30 and 90 days; mean and longest gap between events (days);
+- sums, means and last values of numeric event properties (see `properties`);
 - user attributes, as they are now (see `attributes`).
-The label is whether a goal event (meeting its condition) happened in (T, T + window].
+The label is whether a goal event (meeting its condition) happened in (T, T + window] — or, for a
+churn goal, whether it did NOT, among the users who performed it in the window up to T.
 """
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from plugin.predictions import attributes as attribute_features
+from plugin.predictions import properties as property_features
 from plugin.predictions.eligibility import DAY, DEFAULT_LOOKBACK_DAYS, describe_condition
 from plugin.predictions.reader import TS_BASE, Chunk
 from plugin.store.tables import event_types, events
 
 WINDOWS = (1, 7, 30, 90)
 MAX_EVENT_TYPES = 30
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: numeric event properties
 ACTIVITY = [("days_since_last_event", "days since the last event"),
             ("days_since_first_event", "days since the first event"),
             ("days_since_last_goal", "days since the last {goal}"),
@@ -37,7 +40,7 @@ ACTIVITY = [("days_since_last_event", "days since the last event"),
 @dataclass
 class ChunkFeatures:
     matrix: np.ndarray          # (users, features) float32, NaN = missing
-    seen_recently: np.ndarray   # any event in the 90 days up to the cutoff: the default eligibility
+    has_history: np.ndarray     # any event up to the cutoff: the default eligibility
     labels: np.ndarray | None   # goal in (cutoff, label_end], when a label end was given
 
 
@@ -57,9 +60,13 @@ def build_spec(conn: Connection, prediction: Any, cutoff_ts: int) -> dict:
     chosen = [row.event_type_id for row in counts if row.event_type_id in names]
     if goal_type_id is not None and goal_type_id not in chosen:
         chosen.append(goal_type_id)
+    since = cutoff_ts - DEFAULT_LOOKBACK_DAYS * DAY
     return {"version": SPEC_VERSION, "windows": list(WINDOWS),
             "event_types": [{"id": i, "name": names[i]} for i in sorted(chosen)],
+            "properties": property_features.discover(conn, workspace_id, {i: names[i] for i in chosen}, since,
+                                                     cutoff_ts),
             "goal_event": prediction.goal_event, "goal_type_id": goal_type_id,
+            "goal_kind": getattr(prediction, "goal_kind", "event"), "window_days": prediction.window_days,
             "goal_condition": prediction.goal_condition,
             "attributes": attribute_features.discover(conn, workspace_id)}
 
@@ -77,6 +84,7 @@ def columns(spec: dict) -> list[dict]:
     goal_name = spec["goal_event"] + (f" ({describe_condition(spec['goal_condition'])})"
                                       if spec.get("goal_condition") else "")
     out.extend({"key": key, "label": label.format(goal=goal_name)} for key, label in ACTIVITY)
+    out.extend(property_features.columns(spec))
     out.extend({"key": f"attribute:{a['name']}", "label": a["label"]} for a in spec["attributes"])
     return out
 
@@ -116,18 +124,25 @@ def compute(chunk: Chunk, spec: dict, cutoff_ts: int, label_end_ts: int | None =
     np.maximum.at(last_goal, goal_user[goal_past], goal_ts[goal_past].astype(np.float64))
     activity[:, 2] = (cutoff_ts - last_goal) / DAY  # inf (never) becomes NaN below
     blocks.append(activity)
+    blocks.append(property_features.compute(spec, chunk.property_values or [], cutoff_ts, n))
     blocks.append(chunk.attributes)
     matrix = np.hstack([b.astype(np.float32, copy=False) for b in blocks]) if n else \
         np.empty((0, len(columns(spec))), np.float32)
     matrix[np.isinf(matrix)] = np.nan
 
     labels = None
+    churn = spec.get("goal_kind") == "churn"
     if label_end_ts is not None:
         future = (goal_ts > cutoff_ts) & (goal_ts <= label_end_ts)
         labels = np.zeros(n, dtype=np.int8)
         labels[goal_user[future]] = 1
-    seen_recently = last_ts > cutoff_ts - DEFAULT_LOOKBACK_DAYS * DAY
-    return ChunkFeatures(matrix=matrix, seen_recently=seen_recently, labels=labels)
+        if churn:
+            labels = 1 - labels  # churned: did NOT perform the event in the window
+    has_history = np.isfinite(last_ts)
+    if churn:
+        # Only active users can churn: those who performed the event in the window up to the cutoff.
+        has_history = (cutoff_ts - last_goal) < spec["window_days"] * DAY
+    return ChunkFeatures(matrix=matrix, has_history=has_history, labels=labels)
 
 
 def _type_counts(user: np.ndarray, etype: np.ndarray, age: np.ndarray, spec: dict, n: int) -> np.ndarray:

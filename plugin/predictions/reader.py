@@ -15,12 +15,13 @@ import numpy as np
 from sqlalchemy import Connection, Engine, select
 
 from plugin.predictions import attributes as attribute_features
+from plugin.predictions import properties
 from plugin.predictions.columns import fetch_arrays
 from plugin.predictions.eligibility import eligible_users, goal_condition_sql
 from plugin.store import is_postgres, workspace_users
 from plugin.store.tables import events, users
 
-TS_BASE = 946_684_800        # 2000-01-01: ingest refuses older events, so ts - TS_BASE fits 32 bits
+TS_BASE = 0                  # 1970-01-01: ingest refuses older events, so ts - TS_BASE fits 32 bits (to 2106)
 PACK = 1 << 32               # (user offset, ts offset) travel as one integer
 DEFAULT_CHUNK_USERS = 50_000
 
@@ -37,6 +38,7 @@ class Chunk:
     goal_user: np.ndarray | None  # goal events meeting the goal's property condition (None: no condition)
     goal_ts: np.ndarray | None
     eligible: np.ndarray | None   # per user, from an audience tree (None: the default rule, see features)
+    property_values: list | None = None  # per spec property: (user index, ts, value) arrays
 
 
 @contextmanager
@@ -101,6 +103,14 @@ def _events_for(conn: Connection, prediction: Any, spec: dict, user_ids: np.ndar
             goals = fetch_arrays(conn, select(packed).where(*in_range, events.c.event_type_id == spec["goal_type_id"],
                                                             condition))
             goal_user, goal_ts = _unpack(goals["packed"], user_ids, low)
+    property_values = []
+    for p in spec.get("properties", []):
+        value = properties.value_expression(conn, p["property"])
+        found_values = fetch_arrays(conn, select(packed, value.label("value")).where(
+            *in_range, events.c.event_type_id == p["event_type_id"], value.is_not(None)), floats=["value"])
+        value_user, value_ts = _unpack(found_values["packed"], user_ids, low)
+        known_value = value_user >= 0
+        property_values.append((value_user[known_value], value_ts[known_value], found_values["value"][known_value]))
     eligible = None
     if audience is not None:
         ids = fetch_arrays(conn, select(audience.c.id.label("id")).where(audience.c.id >= low, audience.c.id <= high))
@@ -109,7 +119,8 @@ def _events_for(conn: Connection, prediction: Any, spec: dict, user_ids: np.ndar
     return Chunk(user_ids=user_ids, attributes=matrix, event_user=event_user[known],
                  event_type=found["type"][known], event_ts=event_ts[known],
                  goal_user=None if goal_user is None else goal_user[goal_user >= 0],
-                 goal_ts=None if goal_ts is None else goal_ts[goal_user >= 0], eligible=eligible)
+                 goal_ts=None if goal_ts is None else goal_ts[goal_user >= 0], eligible=eligible,
+                 property_values=property_values)
 
 
 def _unpack(packed: np.ndarray, user_ids: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:

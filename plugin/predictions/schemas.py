@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from plugin.errors import CHOICE_ERROR, LikelyError
 from plugin.ids import Id, is_int64
 from plugin.ingest.schemas import ATTRIBUTE_NAME, Timestamp
 from plugin.predictions import categories
-from plugin.predictions.definitions import DEFAULT_RETRAIN_DAYS, IMMUTABLE, SCHEDULES
+from plugin.predictions.definitions import DEFAULT_RETRAIN_DAYS, GOAL_KINDS, IMMUTABLE, SCHEDULES
 from plugin.predictions.eligibility import CONDITION_OPS, NUMERIC_OPS
 
 MAX_IN_VALUES = 100
@@ -61,7 +61,7 @@ class CategoryScheme(fields.Field):
 
 
 class AudienceTree(fields.Dict):
-    """The eligible audience: a filter tree (null = users seen in the 90 days before the cutoff)."""
+    """The eligible audience: a filter tree (null = every user with any event up to the cutoff)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         tree = super()._deserialize(value, attr, data, **kwargs)
@@ -76,9 +76,16 @@ class AudienceTree(fields.Dict):
 
 
 class PredictionSchema(Schema):
+    """A prediction. The goal is `goal_event` (+ `goal_kind`), or equally
+    `goal: {"kind": "event" | "churn", "event": …}`; churn predicts the risk that an active user
+    does NOT perform the event within the window."""
+
     id = fields.Integer(dump_only=True)
     name = Trimmed(required=True, validate=validate.Length(1, 255))
     goal_event = Trimmed(required=True, validate=validate.Length(1, 255))
+    goal_kind = fields.String(load_default="event", validate=validate.OneOf(GOAL_KINDS),
+                              metadata={"description": "event: will the user perform goal_event? churn: will an "
+                                                       "active user NOT perform it within the window?"})
     goal_condition = fields.Nested(GoalConditionSchema, allow_none=True, load_default=None)
     window_days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60))
     audience = AudienceTree(allow_none=True, load_default=None)
@@ -94,6 +101,17 @@ class PredictionSchema(Schema):
     last_scored_at = fields.String(dump_only=True, allow_none=True)
     last_backtested_at = fields.String(dump_only=True, allow_none=True)
 
+    @pre_load
+    def goal_object(self, data, **kwargs):
+        """`goal: {"kind", "event"}` is another spelling of goal_kind + goal_event."""
+        if not isinstance(data, dict) or "goal" not in data:
+            return data
+        goal = data.get("goal")
+        if not isinstance(goal, dict) or set(goal) - {"kind", "event"} or "event" not in goal:
+            raise ValidationError('goal is {"kind": "event" | "churn", "event": "<event name>"}', "goal")
+        data = {k: v for k, v in data.items() if k != "goal"}
+        return {**data, "goal_event": goal["event"], "goal_kind": goal.get("kind", "event")}
+
 
 class PredictionPatchSchema(Schema):
     """What may change. The goal and window define what a model learns: change them with a new prediction."""
@@ -105,12 +123,15 @@ class PredictionPatchSchema(Schema):
     retrain_days = fields.Integer(strict=True, validate=validate.Range(1, 365))
     status = fields.String(validate=validate.OneOf(["demo", "preview", "active"], error=CHOICE_ERROR))
     goal_event = fields.Raw()
+    goal_kind = fields.Raw()
+    goal = fields.Raw()
     goal_condition = fields.Raw(allow_none=True)
     window_days = fields.Raw()
 
     @validates_schema
     def immutable(self, data: dict, **kwargs) -> None:
-        errors = {name: ["cannot be changed; create a new prediction instead"] for name in IMMUTABLE if name in data}
+        errors = {name: ["cannot be changed; create a new prediction instead"] for name in (*IMMUTABLE, "goal")
+                  if name in data}
         if errors:
             raise ValidationError(errors)
 

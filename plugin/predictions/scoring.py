@@ -56,7 +56,7 @@ def score(engine: Engine, prediction: Any, as_of_ts: int, chunk_users: int = DEF
         for chunk in chunks:
             clock = _lap(timings, "waiting_for_data", clock)
             computed = features.compute(chunk, model.spec, as_of_ts)
-            keep = computed.seen_recently if chunk.eligible is None else chunk.eligible
+            keep = computed.has_history if chunk.eligible is None else chunk.eligible
             clock = _lap(timings, "features", clock)
             if keep.any():
                 chunk_scores = model.scores(computed.matrix[keep])

@@ -1,5 +1,9 @@
 """Training: point-in-time features at cutoff = as_of − window, LightGBM, calibration, test metrics.
 
+The model learns from the latest labelled window (cutoff = as_of − window) and, stacked under
+it, the windows before (see `training_set`); it is calibrated and tested on the latest window
+only, the one closest to the future it predicts.
+
 Users are split by a hash of their id — 60 % train, 10 % early stopping, 15 % calibration,
 15 % test — so the split is the same on every run and a user never moves between sets.
 """
@@ -12,7 +16,7 @@ from typing import Any, Callable
 
 import lightgbm as lgb
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from plugin.errors import Conflict, Unprocessable
 from plugin.predictions import calibration, features, models, quality, trainings
@@ -20,6 +24,7 @@ from plugin.predictions.columns import prefetch
 from plugin.predictions.eligibility import DAY
 from plugin.predictions.reader import DEFAULT_CHUNK_USERS, read_chunks, snapshot
 from plugin.store import transaction
+from plugin.store.tables import users
 
 TRAIN, EARLY_STOP, CALIBRATE, TEST = 0, 1, 2, 3
 TOP_IMPORTANCES = 15
@@ -33,6 +38,7 @@ class TrainingOptions:
     max_rounds: int = 400
     early_stopping_rounds: int = 20
     chunk_users: int = DEFAULT_CHUNK_USERS
+    snapshots: int = 3                 # labelled windows stacked for training (see `training_set`)
 
 
 def lightgbm_params(train_users: int) -> dict:
@@ -58,24 +64,54 @@ def _mix(user_ids: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+@dataclass
+class TrainingSet:
+    spec: dict
+    matrix: np.ndarray      # (rows, features)
+    labels: np.ndarray
+    user_ids: np.ndarray    # a user appears once per snapshot they are eligible in
+    snapshot: np.ndarray    # 0 = the latest labelled window, k = k windows earlier
+
+
 def training_set(engine: Engine, prediction: Any, as_of_ts: int, chunk_users: int = DEFAULT_CHUNK_USERS,
-                 progress: Callable[[int], None] | None = None) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """(spec, features, labels, user ids) of the eligible users at cutoff = as_of − window."""
-    cutoff = as_of_ts - prediction.window_days * DAY
+                 progress: Callable[[int], None] | None = None, snapshots: int = 1,
+                 older_rows: int = 250_000) -> TrainingSet:
+    """Eligible users' features and labels at cutoff = as_of − window (snapshot 0) and, with
+    `snapshots` > 1, at cutoffs one, two, … windows earlier too (the same events read once).
+
+    Older snapshots teach the model how users move from one window to the next across more
+    moments than one (more rows, less dependence on one window's season); they only train
+    (their test and calibration users are dropped) and are sampled to about `older_rows` rows
+    each. With an audience tree, eligibility is the tree's as of the latest cutoff.
+    """
+    window = prediction.window_days * DAY
+    cutoff = as_of_ts - window
     with snapshot(engine) as conn:
         spec = features.build_spec(conn, prediction, cutoff)
+        total_users = conn.execute(select(func.count()).where(users.c.workspace_id == prediction.workspace_id)
+                                   ).scalar_one()
+    keep_share = min(1.0, older_rows / max(total_users, 1))
     parts = []
     for chunk in prefetch(read_chunks(engine, prediction, spec, cutoff, as_of_ts, chunk_users)):
-        computed = features.compute(chunk, spec, cutoff, label_end_ts=as_of_ts)
-        keep = computed.seen_recently if chunk.eligible is None else chunk.eligible
-        parts.append((computed.matrix[keep], computed.labels[keep], chunk.user_ids[keep]))
+        split = split_of(chunk.user_ids)
+        sampled = (_mix(chunk.user_ids ^ np.int64(0x2545F491)) % np.uint64(1_000_000)).astype(np.float64) \
+            < keep_share * 1_000_000
+        for k in range(snapshots):
+            at = cutoff - k * window
+            computed = features.compute(chunk, spec, at, label_end_ts=at + window)
+            keep = computed.has_history if chunk.eligible is None else chunk.eligible & computed.has_history
+            if k:
+                keep = keep & sampled & ((split == TRAIN) | (split == EARLY_STOP))
+            parts.append((computed.matrix[keep], computed.labels[keep], chunk.user_ids[keep],
+                          np.full(int(keep.sum()), k, dtype=np.int8)))
         if progress:
             progress(len(chunk.user_ids))
     width = len(features.columns(spec))
-    matrix = np.vstack([p[0] for p in parts]) if parts else np.empty((0, width), np.float32)
-    labels = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int8)
-    user_ids = np.concatenate([p[2] for p in parts]) if parts else np.empty(0, np.int64)
-    return spec, matrix, labels, user_ids
+    if not parts:
+        return TrainingSet(spec, np.empty((0, width), np.float32), np.empty(0, np.int8), np.empty(0, np.int64),
+                           np.empty(0, np.int8))
+    return TrainingSet(spec, np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                       np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
 
 
 def train(engine: Engine, prediction: Any, as_of_ts: int, options: TrainingOptions = TrainingOptions(),
@@ -87,18 +123,22 @@ def train(engine: Engine, prediction: Any, as_of_ts: int, options: TrainingOptio
     """
     if prediction.status == "archived":
         raise Conflict("an archived prediction is not trained", code="prediction_archived")
-    spec, matrix, labels, user_ids = training_set(engine, prediction, as_of_ts, options.chunk_users, progress)
-    return fit(engine, prediction, as_of_ts, spec, matrix, labels, user_ids, options)
+    data = training_set(engine, prediction, as_of_ts, options.chunk_users, progress, options.snapshots,
+                        options.max_train_users)
+    return fit(engine, prediction, as_of_ts, data, options)
 
 
-def fit(engine: Engine, prediction: Any, as_of_ts: int, spec: dict, matrix: np.ndarray, labels: np.ndarray,
-        user_ids: np.ndarray, options: TrainingOptions = TrainingOptions()) -> int:
+def fit(engine: Engine, prediction: Any, as_of_ts: int, data: TrainingSet,
+        options: TrainingOptions = TrainingOptions()) -> int:
     """The model part of `train`, on a training set already built."""
     cutoff = as_of_ts - prediction.window_days * DAY
-    positives = int(labels.sum())
-    negatives = int(len(labels) - positives)
-    counts = {"eligible_users": int(len(labels)), "positives": positives, "negatives": negatives,
-              "cutoff": _iso(cutoff), "as_of": _iso(as_of_ts)}
+    spec, matrix, labels, user_ids = data.spec, data.matrix, data.labels, data.user_ids
+    latest = data.snapshot == 0
+    positives = int(labels[latest].sum())
+    negatives = int(latest.sum() - positives)
+    counts = {"eligible_users": int(latest.sum()), "positives": positives, "negatives": negatives,
+              "cutoff": _iso(cutoff), "as_of": _iso(as_of_ts), "training_rows": int(len(labels)),
+              "snapshots": int(data.snapshot.max()) + 1 if len(labels) else 0}
     if positives < options.min_positives or negatives < options.min_negatives:
         raise Unprocessable(
             f"not enough data to train: {positives} users performed {prediction.goal_event} within "
@@ -122,9 +162,10 @@ def fit(engine: Engine, prediction: Any, as_of_ts: int, spec: dict, matrix: np.n
     booster = lgb.train(params, train_set, num_boost_round=options.max_rounds, valid_sets=[valid_set],
                         callbacks=[lgb.early_stopping(options.early_stopping_rounds, verbose=False)])
 
-    calibrate_rows = split == CALIBRATE
+    # Calibrated and tested on the latest labelled window only: the one closest to the future.
+    calibrate_rows = (split == CALIBRATE) & latest
     fitted = calibration.fit(booster.predict(matrix[calibrate_rows], raw_score=True), labels[calibrate_rows])
-    test_rows = split == TEST
+    test_rows = (split == TEST) & latest
     test_scores = models.score_from_margins(fitted, booster.predict(matrix[test_rows], raw_score=True))
     metrics = quality.evaluate(labels[test_rows], test_scores)
     metrics["feature_importance"] = importances(booster, features.columns(spec))

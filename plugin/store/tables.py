@@ -114,6 +114,7 @@ predictions = Table(
     Column("workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
     Column("goal_event", String(255), nullable=False),
+    Column("goal_kind", String(16), nullable=False, server_default="event"),  # event | churn (not performing it)
     Column("goal_condition", Json, nullable=True),   # optional property condition on the goal event
     Column("window_days", Integer, nullable=False),
     Column("audience", Json, nullable=True),         # eligible audience: a filter tree

@@ -96,9 +96,10 @@ def test_cli_import_reports_and_uses_the_workspace(engine, database_url, tmp_pat
     ensure(engine, "acme")
     path = tmp_path / "events.csv"
     path.write_text("user_id,event,timestamp\nu1,view,2026-10-01T00:00:00Z\nu2,view,oops\n")
-    result = CliRunner().invoke(cli, ["import", "events", str(path), "--workspace", "acme", "--json"])
+    result = CliRunner().invoke(cli, ["import", "events", str(path), "--workspace", "acme", "--json",
+                                      "--max-rejected", "1"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["written"] == 1
+    assert json.loads(result.output.splitlines()[0])["written"] == 1
     missing = CliRunner().invoke(cli, ["import", "events", str(path), "--workspace", "nope"])
     assert missing.exit_code != 0 and "does not exist" in missing.output
 
@@ -113,3 +114,57 @@ def test_quoted_multiline_csv_cells_keep_line_numbers_right(engine, tmp_path):
     assert (report.read, report.written, report.rejected) == (3, 2, 1)
     assert report.errors[0]["line"] == 4
     assert stored_events(engine)[0].properties == {"note": "first line\nsecond line"}
+
+
+def test_cli_import_fails_when_rows_are_rejected_and_names_the_first_reasons(engine, database_url, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("LIKELY_DATABASE_URL", database_url)
+    ensure(engine, "default")
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,event,timestamp\nu1,view,2026-10-01T00:00:00Z\nu2,view,oops\n"
+                    "u3,view,1969-12-31T00:00:00Z\n")
+    failed = CliRunner().invoke(cli, ["import", "events", str(path)])
+    assert failed.exit_code == 1
+    assert "line 3" in failed.output and "line 4" in failed.output and "--max-rejected" in failed.output
+    assert total(engine, events) == 1  # the good row is kept: importing the fixed file again is safe
+    within_budget = CliRunner().invoke(cli, ["import", "events", str(path), "--max-rejected", "2"])
+    assert within_budget.exit_code == 0, within_budget.output
+    over_budget = CliRunner().invoke(cli, ["import", "events", str(path), "--max-rejected", "1"])
+    assert over_budget.exit_code == 1
+
+
+def test_history_from_1970_on_is_accepted(engine, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,event,timestamp\n"
+                    "u1,purchase,19970101\n"            # ISO 8601 basic date, as CD purchase data has it
+                    "u1,purchase,1985-06-01T12:00:00Z\n"
+                    "u2,view,1970-01-01T00:00:00Z\n"
+                    "u3,view,1969-12-31T23:59:59Z\n"    # before 1970: refused
+                    "u4,view,2999-01-01T00:00:00Z\n")   # more than a day ahead: refused
+    report = import_file(engine, ensure(engine, "default").id, path, "events")
+    assert (report.written, report.rejected) == (3, 2)
+    assert [e["line"] for e in report.errors] == [5, 6]
+    assert sorted(r.ts for r in stored_events(engine)) == [0, utc(1985, 6, 1, 12), utc(1997, 1, 1)]
+
+
+def test_identical_rows_without_event_id_are_all_kept_and_reimport_changes_nothing(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "CHUNK_ROWS", 3)  # repeats of one row land in different chunks
+    rows = ["u1,purchase,1997-03-02,12.5"] * 2 + ["u2,view,1997-03-02,"] + ["u1,purchase,1997-03-02,12.5"] * 3 \
+        + ["u2,view,1997-03-02,", "u1,purchase,1997-03-02,9"]
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,event,timestamp,value\n" + "\n".join(rows) + "\n")
+    workspace_id = ensure(engine, "default").id
+    first = import_file(engine, workspace_id, path, "events")
+    assert (first.read, first.written) == (8, 8)
+    again = import_file(engine, workspace_id, path, "events")
+    assert again.written == 0 and total(engine, events) == 8
+    values = sorted((r.external_id, (r.properties or {}).get("value")) for r in stored_events(engine))
+    assert values.count(("u1", 12.5)) == 5 and values.count(("u2", None)) == 2
+
+
+def test_identical_rows_with_event_ids_are_one_event(engine, tmp_path):
+    path = tmp_path / "events.jsonl"
+    row = {"user_id": "u1", "event": "purchase", "timestamp": "1997-03-02", "event_id": "order-1"}
+    path.write_text((json.dumps(row) + "\n") * 3)
+    report = import_file(engine, ensure(engine, "default").id, path, "events")
+    assert (report.read, report.written) == (3, 1)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from plugin import create_app, workspaces
-from plugin.predictions import definitions, models, scoring
+from plugin.predictions import definitions, models, quality, scoring
 from plugin.store import transaction
 from tests.helpers import API_KEY, WEBHOOK_SECRET, bearer
 from tests.plugin.hosting import HOST_ORIGIN
@@ -141,6 +141,11 @@ def test_the_page_shows_the_stores_distribution_and_quality(site):
                "Poor": "close to random"}[band]
     assert meaning in re.search(r'id="quality-meaning">([^<]*)<', html).group(1)
     assert f"AUC</dt><dd>{metrics['auc']:.3f}" in html
+    low, high = metrics["prediction_quality_interval"]
+    assert f"95 % interval {low:.1f}–{high:.1f}" in html
+    assert f"Calibration error</dt><dd>{metrics['expected_calibration_error_pp']:.2f} pp" in html
+    assert f"Predicted − observed rate</dt><dd>{metrics['mean_gap_pp']:+.2f} pp" in html
+    assert ('id="quality-low-confidence"' in html) == (metrics["test_positives"] < quality.LOW_CONFIDENCE_CONVERTERS)
     assert html.count('<circle class="point"') == sum(1 for row in metrics["calibration"] if row["users"])
     top = metrics["feature_importance"][0]["feature"]
     assert f'<span class="factor-name">{top}</span>' in html
@@ -244,3 +249,22 @@ def test_the_histogram_is_labelled_and_the_categories_are_charted_beside_it(site
     assert page.index('id="histogram"') < page.index('id="category-chart"') < page.index('id="categories"')
     for label in ("Share of expected conversions", "Recall (test users)", "Precision (test users)"):
         assert label in page
+
+
+def test_a_churn_prediction_trains_scores_and_shows_churn_risk(site):
+    from tests.plugin.predictions_fixtures import AS_OF
+    from plugin.predictions import training
+    with transaction(site.engine) as conn:
+        churn = definitions.create(conn, 1, {"name": "Lapsing", "goal_event": "session_start", "goal_kind": "churn",
+                                             "window_days": 14, "status": "preview"}, max_active=5)
+    model_id = training.train(site.engine, churn, AS_OF, training.TrainingOptions(min_positives=20, min_negatives=20))
+    with site.engine.connect() as conn:
+        churn = definitions.get(conn, 1, churn.id)
+        metrics = models.load(conn, model_id).metrics
+    scoring.score(site.engine, churn, AS_OF)
+    # The labels are "did NOT start a session in 14 days" among users active in the 14 days before.
+    assert 0 < metrics["base_rate"] < 1 and abs(metrics["mean_gap_pp"]) < 5
+    _signed_in(site, churn.id)
+    _, html = _page(site.client, churn.id)
+    assert "Users per Churn Risk Score" in html and "<th>Churn Risk Category</th>" in html
+    assert "not perform &#39;session_start&#39; again" in html or "not perform 'session_start' again" in html

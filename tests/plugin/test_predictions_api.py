@@ -14,8 +14,9 @@ VALID = {"name": "Buyers", "goal_event": "purchase", "goal_condition": {"propert
 
 @pytest.fixture(autouse=True)
 def _goal_seen(request):
-    """The empty stores these tests start from have seen a purchase: its goal is a known event."""
-    if "database_url" in request.fixturenames:
+    """The empty stores these tests start from have seen a purchase: its goal is a known event
+    (tests marked `own_data` write their own history instead)."""
+    if "database_url" in request.fixturenames and not request.node.get_closest_marker("own_data"):
         seed_goal_event(request.getfixturevalue("database_url"))
 
 
@@ -216,3 +217,45 @@ def test_a_goal_event_never_seen_is_a_400_and_takes_no_slot(client):
         assert "goal_event" in refused.json["error"]["details"]
         assert refused.json["error"]["details"]["known_events"] == ["purchase"]
     assert client.get("/v1/predictions", headers=bearer()).json["predictions"] == []
+
+
+@pytest.mark.own_data
+def test_an_audience_that_hides_past_converters_is_created_with_a_warning_that_counts_them(client, engine):
+    from tests.plugin.predictions_fixtures import DAY, event, write
+    end = 900_000_000  # 1998-07-09: old history is real history
+    # 10 buyers in the last window: 6 came back after a long pause (seen 200 days before), 4 were recent.
+    write(engine, [event(f"paused{i}", "purchase", end - 200 * DAY) for i in range(6)]
+          + [event(f"recent{i}", "view", end - 20 * DAY) for i in range(4)]
+          + [event(u, "purchase", end - DAY) for u in [f"paused{i}" for i in range(6)] + [f"recent{i}" for i in range(4)]])
+    recent = {"filter": "performed", "event": "view", "within_days": 90}
+    body = {"name": "Seen lately", "goal_event": "purchase", "window_days": 14, "audience": recent}
+    created = post(client, "/v1/predictions", body)
+    assert created.status_code == 201, created.json
+    # (the data check may warn too, about the thin recent window: the creation answers both)
+    [warning] = _coverage_warnings(created.json)
+    assert warning["code"] == "audience_leaves_out_converters"
+    assert (warning["details"]["converters"], warning["details"]["left_out"]) == (10, 6)
+    assert "6 of the 10" in warning["message"]
+    everyone = post(client, "/v1/predictions", {"name": "Everyone", "goal_event": "purchase", "window_days": 14})
+    assert _coverage_warnings(everyone.json) == []
+    widened = client.patch(f"/v1/predictions/{created.json['id']}", headers=bearer(),
+                           json={"audience": {"any": [recent, {"filter": "performed", "event": "purchase"}]}})
+    assert widened.status_code == 200 and _coverage_warnings(widened.json) == []
+
+
+def _coverage_warnings(body: dict) -> list[dict]:
+    return [w for w in body["warnings"] if w["code"] == "audience_leaves_out_converters"]
+
+
+def test_a_churn_goal_is_created_from_a_goal_object_and_cannot_change(client, database_url):
+    seed_goal_event(database_url, "session_start")
+    body = {"name": "Lapsing", "goal": {"kind": "churn", "event": "session_start"}, "window_days": 30}
+    created = post(client, "/v1/predictions", body)
+    assert created.status_code == 201, created.json
+    assert created.json["goal"] == {"kind": "churn", "event": "session_start"}
+    assert created.json["goal_kind"] == "churn" and created.json["goal_event"] == "session_start"
+    refused = client.patch(f"/v1/predictions/{created.json['id']}", headers=bearer(),
+                           json={"goal": {"kind": "event", "event": "session_start"}})
+    assert refused.status_code == 400 and "goal" in refused.json["error"]["details"]
+    bad = post(client, "/v1/predictions", {**body, "name": "x", "goal": {"kind": "maybe", "event": "e"}})
+    assert bad.status_code == 400

@@ -23,7 +23,7 @@ def table(engine, prediction, cutoff=T, horizon=None, spec=None, chunk_users=2):
     for chunk in read_chunks(engine, prediction, spec, cutoff, horizon or cutoff, chunk_users):
         computed = features.compute(chunk, spec, cutoff, label_end_ts=horizon)
         for i, uid in enumerate(chunk.user_ids):
-            rows[ids[int(uid)]] = {"x": computed.matrix[i], "eligible": bool(computed.seen_recently[i]),
+            rows[ids[int(uid)]] = {"x": computed.matrix[i], "eligible": bool(computed.has_history[i]),
                                    "label": None if computed.labels is None else int(computed.labels[i])}
     return spec, rows
 
@@ -44,6 +44,7 @@ def test_counts_recency_activity_and_gaps_as_of_the_cutoff(engine):
         event("a", "purchase", T - 10 * DAY, value=30), event("a", "view", T - 40 * DAY),
         event("a", "view", T + 1),                                                            # after T: invisible
         event("b", "view", T - 100 * DAY),                                                    # not seen in 90 days
+        event("c", "view", T + DAY),                                                          # no history at T
     ], users=[{"user_id": "a", "attributes": {"country": "DE", "email_consent": True, "email": "a@x.io"}},
               {"user_id": "b", "attributes": {"country": "US", "email_consent": False}}])
     spec, rows = table(engine, new_prediction(engine))
@@ -62,7 +63,7 @@ def test_counts_recency_activity_and_gaps_as_of_the_cutoff(engine):
     assert value(spec, a, "gap_mean_days") == pytest.approx(40 / 4)
     assert np.isnan(value(spec, b, "days_since_last_goal"))
     assert value(spec, b, "days_since_last_event") == 100
-    assert a["eligible"] and not b["eligible"]
+    assert a["eligible"] and b["eligible"] and not rows["c"]["eligible"]  # any history before T, however old
     country = next(x for x in spec["attributes"] if x["name"] == "country")
     assert country["values"][int(value(spec, a, "attribute:country"))] == "DE"
     assert value(spec, a, "attribute:email_consent") == 1 and value(spec, b, "attribute:email_consent") == 0
@@ -137,14 +138,15 @@ def test_condition_operators(engine, condition, matching):
     assert {u for u, r in rows.items() if r["label"]} == matching
 
 
-def test_default_eligibility_matches_the_sql_definition(engine):
-    write(engine, [event(f"u{i}", "view", T - i * 7 * DAY) for i in range(20)] + [event("later", "view", T + 5)])
+def test_default_eligibility_is_every_user_with_history_and_matches_the_sql_definition(engine):
+    write(engine, [event(f"u{i}", "view", T - i * 70 * DAY) for i in range(20)] + [event("later", "view", T + 5)])
     prediction = new_prediction(engine)
     _, rows = table(engine, prediction, chunk_users=3)
     with engine.connect() as conn:
         sql = set(conn.execute(select(users.c.external_id).where(
             users.c.id.in_(eligible_users(conn, prediction, T)))).scalars())
-    assert {u for u, r in rows.items() if r["eligible"]} == sql == {f"u{i}" for i in range(13)}
+    # Years-old history still counts (a buyer back after a long pause); no history yet does not.
+    assert {u for u, r in rows.items() if r["eligible"]} == sql == {f"u{i}" for i in range(20)}
 
 
 def test_other_workspaces_events_are_not_features(engine):
@@ -154,3 +156,66 @@ def test_other_workspaces_events_are_not_features(engine):
     write(engine, [event("a", "view", T - DAY)] * 1 + [event("a", "purchase", T - 2 * DAY)], workspace_id=other.id)
     spec, rows = table(engine, new_prediction(engine))
     assert list(rows) == ["a"] and value(spec, rows["a"], "events_total") == 1
+
+
+def property_key(spec, event_name, prop, what):
+    found = next(p for p in spec["properties"] if p["event"] == event_name and p["property"] == prop)
+    return f"property:{found['event_type_id']}:{prop}:{what}"
+
+
+def test_numeric_event_properties_are_sums_means_and_last_values(engine):
+    write(engine, [
+        event("a", "purchase", T - 100 * DAY, amount=50.0, quantity=1),
+        event("a", "purchase", T - 20 * DAY, amount=30.0, quantity=2),
+        event("a", "purchase", T - 2 * DAY, amount=10.0, quantity=3, sku="A-1"),
+        event("a", "purchase", T + DAY, amount=999.0, quantity=9),             # after T: invisible
+        event("a", "view", T - DAY, seconds=12),
+        event("b", "view", T - DAY, seconds=40), event("b", "view", T - 3 * DAY, seconds=20),
+    ])
+    spec, rows = table(engine, new_prediction(engine), horizon=T + 14 * DAY)
+    a, b = rows["a"], rows["b"]
+    assert value(spec, a, property_key(spec, "purchase", "amount", "sum:7d")) == 10
+    assert value(spec, a, property_key(spec, "purchase", "amount", "sum:30d")) == 40
+    assert value(spec, a, property_key(spec, "purchase", "amount", "mean:30d")) == 20
+    assert value(spec, a, property_key(spec, "purchase", "amount", "sum:all")) == 90
+    assert value(spec, a, property_key(spec, "purchase", "amount", "last")) == 10
+    assert value(spec, a, property_key(spec, "purchase", "quantity", "mean:all")) == 2
+    assert value(spec, b, property_key(spec, "view", "seconds", "mean:7d")) == 30   # other events too
+    assert value(spec, b, property_key(spec, "purchase", "amount", "sum:30d")) == 0
+    assert np.isnan(value(spec, b, property_key(spec, "purchase", "amount", "mean:30d")))  # no purchase: no mean
+    assert np.isnan(value(spec, b, property_key(spec, "purchase", "amount", "last")))
+    labels = {c["key"]: c["label"] for c in features.columns(spec)}
+    assert labels[property_key(spec, "purchase", "amount", "sum:30d")] == "purchase amount, total in the last 30 days"
+    assert not any(p["property"] == "sku" for p in spec["properties"])  # text is not a number
+
+
+def test_identifier_properties_and_attributes_are_never_features(engine):
+    people = [{"user_id": f"u{i}", "attributes": {
+        "zip_code": 10_000 + i % 7, "postal": f"SW1A {i % 9}AA", "customerId": 500_000 + i, "plan": "gold",
+        "contact": f"person{i}@example.com", "mobile_number": f"+4479460{i:05d}", "age": 20 + i % 30,
+        "account_ref": f"R{i}"}} for i in range(60)]
+    rows = [event(f"u{i}", "purchase", T - DAY, order_id=900_000 + i, order_number=i * 7 + 100_000,
+                  total=19.5 + i % 5, quantity=1 + i % 3, transaction=7_000_000 + i * 13) for i in range(60)]
+    write(engine, rows, users=people)
+    with engine.connect() as conn:
+        spec = features.build_spec(conn, new_prediction(engine), T)
+    assert sorted(p["property"] for p in spec["properties"]) == ["quantity", "total"]
+    assert sorted(a["name"] for a in spec["attributes"]) == ["age", "plan"]
+
+
+def test_churn_labels_active_users_who_stop_and_matches_the_sql_audience(engine):
+    window = 14 * DAY
+    write(engine, [
+        event("stays", "session", T - DAY), event("stays", "session", T + DAY),        # active, comes back
+        event("leaves", "session", T - 3 * DAY), event("leaves", "view", T + DAY),     # active, no session after
+        event("lapsed", "session", T - 30 * DAY), event("lapsed", "session", T + DAY),  # not active at T
+        event("browser", "view", T - DAY),                                              # never had a session
+    ])
+    prediction = new_prediction(engine, goal_event="session", goal_kind="churn")
+    _, rows = table(engine, prediction, horizon=T + window)
+    eligible = {u: r["label"] for u, r in rows.items() if r["eligible"]}
+    assert eligible == {"stays": 0, "leaves": 1}           # 1 = churned
+    with engine.connect() as conn:
+        sql = set(conn.execute(select(users.c.external_id).where(
+            users.c.id.in_(eligible_users(conn, prediction, T)))).scalars())
+    assert sql == set(eligible)

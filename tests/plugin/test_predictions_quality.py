@@ -66,3 +66,45 @@ def test_calibration_table_has_ten_score_bins():
     assert [row["score_from"] for row in table] == list(range(0, 100, 10))
     assert table[0]["users"] == 1 and table[9]["users"] == 2 and table[9]["observed_rate"] == 1.0
     assert table[5]["mean_predicted"] is None
+
+
+def test_auc_interval_covers_the_truth_about_95_percent_of_the_time():
+    # Scores N(1, 1) for converters and N(0, 1) for the rest: the true AUC is Φ(1/√2) = 0.7602.
+    truth, covered = 0.760250, 0
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        labels = rng.random(400) < 0.15
+        low, high = quality.auc_interval(labels, rng.normal(size=400) + labels)
+        covered += low <= truth <= high
+    assert 0.92 <= covered / 400 <= 0.98
+
+
+def test_quality_interval_is_wide_and_flagged_with_few_test_converters_and_the_band_comes_from_its_low_end():
+    rng = np.random.default_rng(5)
+    labels = np.zeros(2_000, dtype=bool)
+    labels[:9] = True                                      # 9 test converters, as in the issue
+    scores = np.where(labels, rng.uniform(40, 90, 2_000), rng.uniform(0, 60, 2_000))
+    few = quality.evaluate(labels, scores)
+    low, high = few["prediction_quality_interval"]
+    assert low < few["prediction_quality"] < high and high - low > 20
+    assert few["quality_low_confidence"] is True
+    assert few["quality_band"] == quality.quality_band(low) != quality.quality_band(few["prediction_quality"])
+
+    many = np.zeros(20_000, dtype=bool)
+    many[:2_000] = True
+    scores = np.where(many, rng.uniform(40, 90, 20_000), rng.uniform(0, 60, 20_000))
+    plenty = quality.evaluate(many, scores)
+    low, high = plenty["prediction_quality_interval"]
+    assert high - low < 5 and plenty["quality_low_confidence"] is False
+    assert plenty["quality_band"] == quality.quality_band(low)
+
+
+def test_calibration_error_measures_the_gap_between_predicted_and_observed():
+    rng = np.random.default_rng(8)
+    probability = rng.uniform(0, 0.4, 50_000)
+    labels = rng.random(50_000) < probability
+    honest = quality.evaluate(labels, probability * 100)
+    assert abs(honest["mean_gap_pp"]) < 0.5 and honest["expected_calibration_error_pp"] < 1.0
+    inflated = quality.evaluate(labels, np.minimum(probability + 0.05, 1) * 100)   # 5 points too high
+    assert inflated["mean_gap_pp"] == pytest.approx(5.0, abs=0.5)
+    assert inflated["expected_calibration_error_pp"] == pytest.approx(5.0, abs=0.6)

@@ -84,3 +84,22 @@ def test_archived_predictions_are_not_trained(engine):
     with pytest.raises(Conflict) as refused:
         training.train(engine, prediction, END)
     assert refused.value.code == "prediction_archived"
+
+
+def test_training_stacks_earlier_windows_but_calibrates_and_tests_on_the_latest(engine):
+    as_of = 1_000_000_000
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(600):
+        for day in rng.choice(120, size=int(rng.integers(1, 12)), replace=False):
+            rows.append(event(f"u{i}", "purchase" if rng.random() < 0.4 else "view", as_of - int(day) * DAY - 60))
+    write(engine, rows)
+    prediction = new_prediction(engine, window_days=14)
+    one = training.training_set(engine, prediction, as_of, snapshots=1)
+    three = training.training_set(engine, prediction, as_of, snapshots=3)
+    latest = three.snapshot == 0
+    np.testing.assert_array_equal(three.matrix[latest], one.matrix)       # the latest window is unchanged
+    np.testing.assert_array_equal(three.labels[latest], one.labels)
+    older = training.split_of(three.user_ids[~latest])
+    assert len(older) and set(older.tolist()) <= {training.TRAIN, training.EARLY_STOP}  # never calibration or test
+    assert set(three.snapshot.tolist()) == {0, 1, 2}

@@ -65,6 +65,20 @@ def test_same_events_under_a_new_webhook_id_are_not_duplicated(client, engine):
     assert count(engine, events) == 2
 
 
+def test_identical_events_in_one_batch_are_all_kept_and_redelivery_adds_none(client, engine):
+    batch = {"events": [event("u1"), event("u1"), event("u1", "view")]}
+    assert post_signed(client, "/webhooks/events", batch).json["written"] == 3
+    assert post_signed(client, "/webhooks/events", batch).json["written"] == 0
+    assert count(engine, events) == 3
+
+
+def test_old_history_is_accepted(client, engine):
+    batch = {"events": [event("u1", ts="1998-06-30T00:00:00Z"), event("u2", ts=0)]}
+    assert post_signed(client, "/webhooks/events", batch).status_code == 200
+    refused = post_signed(client, "/webhooks/events", {"events": [event("u3", ts="1969-07-20T20:17:00Z")]})
+    assert refused.status_code == 400 and count(engine, events) == 2
+
+
 def test_a_bad_row_rejects_the_whole_batch_with_per_row_errors(client, engine):
     batch = {"events": [event("u1"), event("", "view"), event("u3", ts="yesterday"), {"user_id": "u4"}]}
     response = post_signed(client, "/webhooks/events", batch)

@@ -41,8 +41,10 @@ NOT_TARGETABLE_REASON = {
 
 
 def goal_text(prediction: Prediction) -> str:
-    """`purchase`, or `purchase where value > 20`."""
+    """`purchase`, `purchase where value > 20`, or `churn: no purchase`."""
     condition = prediction.goal_condition
+    if prediction.goal_kind == "churn":
+        return f"churn: no {prediction.goal_event}" + (f" where {condition['property']} …" if condition else "")
     if not condition:
         return prediction.goal_event
     ops = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "in": "in"}
@@ -86,10 +88,15 @@ def quality_figures(metrics: dict | None, goal: str) -> dict | None:
         return None
     value = float(metrics["prediction_quality"])
     band = metrics.get("quality_band") or quality.quality_band(value)
+    interval = metrics.get("prediction_quality_interval")
     return {"value": value, "band": band, "meaning": QUALITY_MEANING[band].format(goal=goal),
+            "interval": interval, "low_confidence": bool(metrics.get("quality_low_confidence")),
+            "low_confidence_converters": quality.LOW_CONFIDENCE_CONVERTERS,
             "auc": metrics.get("auc"), "log_loss": metrics.get("log_loss"), "brier": metrics.get("brier"),
             "base_rate": metrics.get("base_rate"), "test_users": metrics.get("test_users"),
-            "test_positives": metrics.get("test_positives")}
+            "test_positives": metrics.get("test_positives"),
+            "mean_predicted": metrics.get("mean_predicted"), "mean_gap_pp": metrics.get("mean_gap_pp"),
+            "calibration_error_pp": metrics.get("expected_calibration_error_pp")}
 
 
 def calibration_points(metrics: dict | None) -> list[dict]:
@@ -122,6 +129,8 @@ def page(conn: Connection, prediction: Prediction) -> dict[str, Any]:
     metrics = model["metrics"] if model else None
     run = scoring.latest_run(conn, prediction.id)
     goal, verb = goal_text(prediction), goal_verb(prediction.goal_event)
+    if prediction.goal_kind == "churn":
+        verb = f"not {verb} again"  # the score is the risk of NOT doing it
     buckets = histogram_buckets(run.histogram if run is not None else None)
     return {
         "prediction": prediction,
@@ -130,6 +139,8 @@ def page(conn: Connection, prediction: Prediction) -> dict[str, Any]:
         "not_targetable_reason": NOT_TARGETABLE_REASON.get(prediction.status),
         "model": model,
         "goal_verb": verb,
+        "score_name": "Churn Risk Score" if prediction.goal_kind == "churn" else "Event Likelihood Score",
+        "category_name": "Churn Risk Category" if prediction.goal_kind == "churn" else "Event Likelihood Category",
         "quality": quality_figures(metrics, verb),
         "run": scoring.run_summary(run),
         "buckets": buckets,

@@ -92,9 +92,14 @@ def upgrade() -> None:
     op.create_index("ix_prediction_trainings_prediction_id", "prediction_trainings", ["prediction_id"])
     with op.batch_alter_table("predictions") as batch:
         batch.add_column(sa.Column("archived_from", sa.String(16), nullable=True))
+    # A prediction's goal kind: `event` (will the user perform it?) or `churn` (will they not?).
+    with op.batch_alter_table("predictions") as batch:
+        batch.add_column(sa.Column("goal_kind", sa.String(16), nullable=False, server_default="event"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("predictions") as batch:
+        batch.drop_column("goal_kind")
     with op.batch_alter_table("predictions") as batch:
         batch.drop_column("archived_from")
     op.drop_index("ix_prediction_trainings_prediction_id", "prediction_trainings")
