@@ -11,7 +11,7 @@ UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.1
 UPGRADE ?=
 UPGRADE_FLAGS = $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
-.PHONY: demo test lock bench bench-serve install clean
+.PHONY: demo test lock docs bench bench-serve install clean
 
 $(STAMP): pyproject.toml $(LOCK_TEST)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "likely needs Python 3.11 or newer")'
@@ -33,6 +33,10 @@ test: $(STAMP)
 lock: $(STAMP)
 	$(UV_COMPILE) $(UPGRADE_FLAGS) pyproject.toml -o $(LOCK_RUNTIME)
 	$(UV_COMPILE) $(UPGRADE_FLAGS) pyproject.toml requirements/tools.in --extra test -c $(LOCK_RUNTIME) -o $(LOCK_TEST)
+
+# The documentation site (docs/ and mkdocs.yml) into build/site; the suite builds it too, strictly.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest.py
