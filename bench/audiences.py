@@ -194,8 +194,9 @@ def bench_backend(name: str, url: str, n: int, runs: int) -> dict:
             assert response.status_code == 200, response.json
             body = response.json
             repeat = runs if cold < 500 else max(10, runs // 5)  # seconds-long trees: fewer runs suffice
-            api = timed(lambda: client.post("/v1/audiences/preview", json={"definition": tree}, headers=headers), repeat)
-            raw = timed(lambda: conn.execute(bare[label]).scalar(), repeat)
+            api = timed(lambda tree=tree: client.post("/v1/audiences/preview", json={"definition": tree},
+                                                      headers=headers), repeat)
+            raw = timed(lambda label=label: conn.execute(bare[label]).scalar(), repeat)
             results[label] = {"size": body["size"], "cold_ms": cold, "p50": pct(api, 50), "p95": pct(api, 95),
                               "bare_p50": pct(raw, 50), "bare_p95": pct(raw, 95), "summary": body["summary"]}
     everyone = {"name": "everyone scored", "definition": {"filter": "event_likelihood_score", "prediction": 1, "gte": 0}}

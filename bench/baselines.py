@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
-
 from cdnow import DAY, Purchases
 
 

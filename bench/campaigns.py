@@ -37,7 +37,8 @@ from plugin.campaigns import definitions, runs, schema  # noqa: E402
 from plugin.campaigns.delivery import deliver_outbox  # noqa: E402
 from plugin.store import make_engine, transaction  # noqa: E402
 from plugin.store.migrate import upgrade  # noqa: E402
-from plugin.store.tables import outbox, workspaces as workspaces_table  # noqa: E402
+from plugin.store.tables import outbox  # noqa: E402
+from plugin.store.tables import workspaces as workspaces_table
 
 TARGETS = {"plan": 100_000.0, "email": 5_000.0}
 POSTGRES = os.environ.get("LIKELY_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

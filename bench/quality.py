@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baselines  # noqa: E402
 import cdnow  # noqa: E402
+
 from plugin.predictions.quality import auc, brier  # noqa: E402
 
 DATES = ["1997-08-01", "1997-10-01", "1997-12-01", "1998-02-01", "1998-04-01"]

@@ -156,7 +156,7 @@ def load(name: str, port: int, kind: str, seconds: float, clients: int, threads:
         started = time.perf_counter()
         parts = pool.map(_client, [(port, kind, seconds, threads, batch, c) for c in range(clients)])
         elapsed = time.perf_counter() - started
-    latencies = sorted(l for part, _ in parts for l in part)
+    latencies = sorted(latency for part, _ in parts for latency in part)
     errors = sum(e for _, e in parts)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     return Result(name, len(latencies), errors, elapsed, statistics.median(latencies) * 1000 if latencies else 0,
@@ -248,12 +248,14 @@ def main() -> int:
         results.append(baseline)
         if args.backend in ("sqlite", "all"):
             found, more = bench_likely("sqlite", f"sqlite:///{tmp}/bench.sqlite", tmp, args)
-            results += found; notes += more
+            results += found
+            notes += more
         if args.backend in ("postgresql", "all") and (pg := postgres_url()):
             url, name, admin = pg
             try:
                 found, more = bench_likely("postgresql", url, tmp, args)
-                results += found; notes += more
+                results += found
+                notes += more
             finally:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

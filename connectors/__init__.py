@@ -7,8 +7,15 @@ from .ads.meta import MetaCustomAudience
 from .base import AudienceConnector, BatchInfo, Connector, MessageConnector
 from .email.sendgrid import SendgridEmail
 from .email.smtp import SmtpEmail
-from .errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
-                     InvalidAddress, RetriableError, SkipRecipient)
+from .errors import (
+                     AmbiguousError,
+                     ConfigurationError,
+                     ConnectorError,
+                     FatalError,
+                     InvalidAddress,
+                     RetriableError,
+                     SkipRecipient,
+)
 from .host.braze import BrazeHost
 from .host.clevertap import CleverTapHost
 from .in_app.braze import BrazeInApp

@@ -25,11 +25,25 @@ import requests
 import urllib3
 
 from . import net
-from .errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
-                     InvalidAddress, RetriableError, SkipRecipient)
+from .errors import (
+    AmbiguousError,
+    ConfigurationError,
+    ConnectorError,
+    FatalError,
+    InvalidAddress,
+    RetriableError,
+    SkipRecipient,
+)
 from .model import Member, Message, Result
-from .policy import (Action, RateLimiter, RetryPolicy, action_for_status, jitter_source,
-                     may_have_been_accepted, retry_after_seconds)
+from .policy import (
+    Action,
+    RateLimiter,
+    RetryPolicy,
+    action_for_status,
+    jitter_source,
+    may_have_been_accepted,
+    retry_after_seconds,
+)
 from .settings import Redactor, secret_names, validate_settings
 
 log = logging.getLogger("connectors")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import connectors.net
 from flask import Flask
 
+import connectors.net
 from plugin import settings
 
 

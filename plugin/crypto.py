@@ -83,7 +83,11 @@ def keyring_for(settings: dict, instance_path: str | os.PathLike) -> Keyring:
 
 
 # The web layer installs how to find the running app's keyring (None outside an app).
-_app_keyring: Callable[[], "Keyring | None"] = lambda: None
+def _outside_an_app() -> "Keyring | None":
+    return None
+
+
+_app_keyring: Callable[[], "Keyring | None"] = _outside_an_app
 
 
 def use_app_keyring(resolver: Callable[[], "Keyring | None"]) -> None:

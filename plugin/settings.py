@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib import resources
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -41,7 +40,11 @@ def default_instance_path() -> str:
 
 
 # The web layer installs how to find the running app's settings (None outside an app).
-_app_settings: Callable[[], "dict | None"] = lambda: None
+def _outside_an_app() -> "dict | None":
+    return None
+
+
+_app_settings: Callable[[], "dict | None"] = _outside_an_app
 
 
 def use_app_settings(resolver: Callable[[], "dict | None"]) -> None:

@@ -13,9 +13,9 @@ from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 import jsonschema
-from connectors.settings import SettingsValidator
 from sqlalchemy import Connection, select, update
 
+from connectors.settings import SettingsValidator
 from plugin import crypto
 from plugin.errors import ValidationFailed
 from plugin.settings import manifest

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import jsonschema
-
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
 from plugin import crypto

@@ -89,7 +89,7 @@ class SmtpEmail(MessageConnector):
             code, text = next(iter(exc.recipients.values()))
             return self._reply_result(key, code, text)
         except smtplib.SMTPSenderRefused as exc:
-            raise ConfigurationError(f"smtp_{exc.smtp_code}: sender refused: {_text(exc.smtp_error)}")
+            raise ConfigurationError(f"smtp_{exc.smtp_code}: sender refused: {_text(exc.smtp_error)}") from None
         except smtplib.SMTPResponseException as exc:
             return self._reply_result(key, exc.smtp_code, exc.smtp_error)
         if refused:

@@ -19,8 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 from ..base import BatchInfo, MessageConnector, url
-from ..errors import (AmbiguousError, ConfigurationError, ConnectorError, FatalError,
-                      InvalidAddress, RetriableError)
+from ..errors import AmbiguousError, ConfigurationError, ConnectorError, FatalError, InvalidAddress, RetriableError
 from ..google_auth import TOKEN_URI, ServiceAccountToken, google_rpc_error, request_with_token
 from ..model import Message, Result
 from ..net import guard, provider_url

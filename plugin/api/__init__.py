@@ -2,12 +2,26 @@
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from plugin.api import (
+    audience_webhooks,  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
+    audiences,
+    campaigns,
+    errors,
+    health,
+    host_webhooks,  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
+    install,
+    jobs,
+    openapi,
+    page_auth,
+    pages,
+    predictions,
+    segment_destinations,
+    segments,
+    settings,
+    unsubscribe,
+    webhooks,
+)
 from plugin.ids import MAX_ID
-
-from plugin.api import audience_webhooks  # noqa: F401  (adds /webhooks/audiences to webhooks.bp)
-from plugin.api import host_webhooks  # noqa: F401  (adds /webhooks/segment, clevertap, sendgrid)
-from plugin.api import (audiences, campaigns, errors, health, install, jobs, openapi, page_auth, pages,
-                        predictions, segment_destinations, segments, settings, unsubscribe, webhooks)
 
 
 class StoreId(IntegerConverter):

@@ -15,11 +15,11 @@ from flask import current_app, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from plugin.api.docs import api_doc
+from plugin.api.inbound import verify_clevertap, verify_segment, verify_sendgrid
 from plugin.api.requests import json_body, load
 from plugin.api.webhooks import route, write_once
 from plugin.engagement import sendgrid_events
 from plugin.errors import PayloadTooLarge, ValidationFailed
-from plugin.api.inbound import verify_clevertap, verify_segment, verify_sendgrid
 from plugin.ingest import writer
 from plugin.ingest.formats import Converted, clevertap, convert, segment
 from plugin.ingest.schemas import IngestResultSchema

@@ -25,8 +25,8 @@ import hmac
 from flask import request
 
 from plugin import store, workspace_settings, workspaces
-from plugin.errors import Forbidden, LikelyError, Unauthorized
 from plugin.api.security import verify_webhook
+from plugin.errors import Forbidden, LikelyError, Unauthorized
 from plugin.workspaces import Workspace
 
 REASONS = {

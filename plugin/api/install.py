@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from plugin import crypto, installs, store, workspace_settings, workspaces
 from plugin.api.docs import api_doc, json_schema
 from plugin.api.requests import json_body, load
+from plugin.api.security import verify_partner_webhook
 from plugin.errors import ValidationFailed
 from plugin.ingest.schemas import Text
-from plugin.api.security import verify_partner_webhook
-from plugin.store.tables import webhook_receipts, workspaces as workspaces_table
+from plugin.store.tables import webhook_receipts
+from plugin.store.tables import workspaces as workspaces_table
 from plugin.store.types import utcnow
 
 bp = Blueprint("install", __name__, url_prefix="/webhooks")

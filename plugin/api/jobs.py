@@ -8,9 +8,9 @@ from plugin import store
 from plugin.api import v1
 from plugin.api.docs import api_doc
 from plugin.api.requests import load
+from plugin.errors import CHOICE_ERROR
 from plugin.ids import Id
 from plugin.jobs import runlog
-from plugin.errors import CHOICE_ERROR
 
 bp = v1.blueprint("jobs", __name__, "/jobs")
 

@@ -9,8 +9,8 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 
-from plugin.errors import Unauthorized
 from plugin.api.docs import api_doc
+from plugin.errors import Unauthorized
 from plugin.observability import logs, metrics
 from plugin.observability.collectors import StoreCollector
 from plugin.observability.redaction import redact, secrets_in_settings

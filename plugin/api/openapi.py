@@ -155,7 +155,7 @@ def build(app: Flask) -> dict:
     spec = APISpec(title=info["name"], version=info["version"], openapi_version=OPENAPI_VERSION,
                    plugins=[MarshmallowPlugin()], info={"description": info["description"]})
     spec.components.schema("Error", schema=ErrorSchema)
-    for status, (name, text) in ERROR_RESPONSES.items():
+    for name, text in ERROR_RESPONSES.values():
         spec.components.response(name, {"description": text, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     for name, scheme in SECURITY_SCHEMES.items():

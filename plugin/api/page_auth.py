@@ -24,11 +24,11 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from plugin import store, workspaces
+from plugin.api import csrf
 from plugin.api.docs import api_doc
 from plugin.api.requests import load
-from plugin.errors import Forbidden, NotFound, Unauthorized
-from plugin.api import csrf
 from plugin.api.security import webhook_secrets_for, workspace_for_key
+from plugin.errors import Forbidden, NotFound, Unauthorized
 from plugin.store.tables import api_keys, webhook_secrets
 from plugin.workspaces import Workspace
 

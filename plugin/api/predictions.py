@@ -14,13 +14,25 @@ from plugin import store
 from plugin.api import v1
 from plugin.api.docs import STANDARD_ERRORS, api_doc
 from plugin.api.requests import json_body, load
-from plugin.predictions import (backtest, coverage, datacheck, definitions, models, reasons, scoring, training,
-                                trainings)
+from plugin.predictions import backtest, coverage, datacheck, definitions, models, reasons, scoring, training, trainings
 from plugin.predictions.definitions import Prediction
-from plugin.predictions.responses import (BacktestListOut, CreatedPredictionOut, DataCheckOut, ModelOut, PredictionListOut,
-                                          PredictionOut, ScoringRunOut, UserReasonsOut)
-from plugin.predictions.schemas import (AsOfSchema, BacktestRequestSchema, ListQuerySchema, PredictionPatchSchema,
-                                        PredictionSchema)
+from plugin.predictions.responses import (
+    BacktestListOut,
+    CreatedPredictionOut,
+    DataCheckOut,
+    ModelOut,
+    PredictionListOut,
+    PredictionOut,
+    ScoringRunOut,
+    UserReasonsOut,
+)
+from plugin.predictions.schemas import (
+    AsOfSchema,
+    BacktestRequestSchema,
+    ListQuerySchema,
+    PredictionPatchSchema,
+    PredictionSchema,
+)
 
 bp = v1.blueprint("predictions", __name__, "/predictions")
 

@@ -91,7 +91,7 @@ def verify_webhook(workspace_slug: str) -> tuple[Workspace, str]:
         except LikelyError:
             # Do not reveal which workspaces exist to an unsigned caller.
             _count_failed_verification()
-            raise Unauthorized("the webhook signature could not be verified", code="invalid_signature")
+            raise Unauthorized("the webhook signature could not be verified", code="invalid_signature") from None
         secrets = webhook_secrets_for(conn, workspace)
     webhook_id = _verify_signature(secrets)
     if not workspace.active:

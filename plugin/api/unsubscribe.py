@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, render_template, request
+from sqlalchemy import select
 
 from plugin import store, workspaces
 from plugin.api.docs import api_doc
 from plugin.engagement import outcomes, unsubscribes
 from plugin.errors import LikelyError
 from plugin.store.tables import users
-from sqlalchemy import select
 
 bp = Blueprint("unsubscribe", __name__)
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from plugin import store
 from plugin.api.docs import api_doc
 from plugin.api.requests import json_body, load
+from plugin.api.security import verify_webhook
 from plugin.errors import PayloadTooLarge, ValidationFailed
 from plugin.ingest import writer
 from plugin.ingest.schemas import EventBatchSchema, IngestResultSchema, UserBatchSchema, UserDeleteSchema
-from plugin.api.security import verify_webhook
 from plugin.store.tables import erasures, webhook_receipts
 from plugin.store.types import utcnow
 from plugin.workspaces import DEFAULT

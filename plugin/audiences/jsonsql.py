@@ -15,8 +15,7 @@ import json
 from decimal import Decimal
 from typing import Any, Callable
 
-from sqlalchemy import (Boolean, Numeric, Select, String, and_, case, cast, false, func, literal, not_, or_,
-                        select)
+from sqlalchemy import Boolean, Numeric, Select, String, and_, case, cast, false, func, literal, not_, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.cache_key import NO_CACHE

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, Row, and_, func, select
 from plugin.audiences import population
 from plugin.audiences.compiler import compile_audience, score_only, scores_of
 from plugin.audiences.distribution import Distribution, distribution, leaf_figures
+from plugin.audiences.holdout import holdout_targeting, score_range_leaf
 from plugin.audiences.population import Population, PopulationCache
 from plugin.audiences.schema import PREDICTION_FILTERS
 from plugin.audiences.targeting import check_targetable, load_predictions
-from plugin.audiences.holdout import holdout_targeting, score_range_leaf
 from plugin.store.tables import prediction_models, scores, users
 
 

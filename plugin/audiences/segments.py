@@ -10,8 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Connection, MetaData, Row, Select, Table, and_, delete, func,
-                        insert, literal, or_, select, text, update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Row,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from plugin.audiences.compiler import compile_audience
 from plugin.audiences.targeting import check_targetable

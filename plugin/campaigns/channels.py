@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Mapping
 
-import connectors
 from sqlalchemy import Connection
 
+import connectors
 
 CONSENT = {"email": "email_consent", "push": "push_consent", "in_app": "in_app_consent",
            "ads": "ads_consent"}

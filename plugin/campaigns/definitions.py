@@ -7,17 +7,19 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-import connectors
 from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+import connectors
 from plugin.audiences.compiler import parse_definition
 from plugin.audiences.targeting import check_targetable, ensure_targetable
-from plugin.campaigns import bands, channels, schedule as schedules, templates
+from plugin.campaigns import bands, channels, templates
+from plugin.campaigns import schedule as schedules
 from plugin.errors import Conflict, NotFound, ValidationFailed
 from plugin.store import transaction
 from plugin.store.tables import campaigns, outbox, predictions
 from plugin.store.types import utcnow
+
 
 def load_prediction(conn: Connection, workspace_id: int, prediction_id: int) -> Row:
     """The prediction, if it is in the workspace and may be targeted (403 demo/preview, 409 archived)."""

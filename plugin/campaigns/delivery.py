@@ -15,13 +15,21 @@ from collections import Counter
 from itertools import groupby
 from typing import Any, Iterable, Sequence
 
-import connectors
-from connectors import AudienceConnector, Result
 from sqlalchemy import Connection, Engine, text, update
 
+import connectors
+from connectors import AudienceConnector, Result
 from plugin.campaigns import breaker, channels, messages, pool
-from plugin.campaigns.outbox import (LEASE_SECONDS, MAX_ATTEMPTS, Outcome, claim, kept_claimed,
-                                     mark_in_flight, recover_in_flight, settle)
+from plugin.campaigns.outbox import (
+    LEASE_SECONDS,
+    MAX_ATTEMPTS,
+    Outcome,
+    claim,
+    kept_claimed,
+    mark_in_flight,
+    recover_in_flight,
+    settle,
+)
 from plugin.store import is_postgres, transaction
 from plugin.store.tables import dead_addresses, users
 from plugin.store.types import utcnow

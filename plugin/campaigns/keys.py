@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-
 from typing import Sequence
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, any_, literal

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from connectors import Member, Message
 from sqlalchemy import Connection, select
 
+from connectors import Member, Message
 from plugin.campaigns import channels, keys, templates
 from plugin.campaigns.outbox import Outcome
 from plugin.engagement import unsubscribes

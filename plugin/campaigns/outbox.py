@@ -27,8 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import (Connection, Engine, bindparam, func, literal_column, not_, select, tuple_,
-                        update)
+from sqlalchemy import Connection, Engine, bindparam, func, literal_column, not_, select, tuple_, update
 
 from plugin.campaigns import keys
 from plugin.store import is_postgres, transaction

@@ -14,8 +14,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (BigInteger, ColumnElement, Connection, Integer, String, and_, case, cast,
-                        exists, func, insert, literal, literal_column, not_, or_, select)
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import UserDefinedType
 

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from plugin.campaigns import definitions, planner, schedule as schedules
+from plugin.campaigns import definitions, planner
+from plugin.campaigns import schedule as schedules
 from plugin.errors import Conflict
 from plugin.store import is_postgres, transaction
 from plugin.store.tables import campaign_runs, campaigns

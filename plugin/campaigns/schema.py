@@ -7,8 +7,7 @@ control-group share.
 """
 from __future__ import annotations
 
-from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate,
-                         validates_schema)
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from plugin.audiences.schema import StrictNumber
 from plugin.errors import CHOICE_ERROR

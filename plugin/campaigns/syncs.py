@@ -15,16 +15,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import connectors
 from sqlalchemy import Connection, Engine, delete, exists, insert, select, true, update
 
+import connectors
 from plugin.audiences.segments import get_segment, members_at
 from plugin.campaigns import channels
 from plugin.engagement import unsubscribes
 from plugin.errors import Conflict, NotFound, ValidationFailed
 from plugin.store import transaction
-from plugin.store.tables import (destination_members, erasure_removals, segment_destinations, segment_members,
-                                 segment_syncs, users)
+from plugin.store.tables import (
+    destination_members,
+    erasure_removals,
+    segment_destinations,
+    segment_members,
+    segment_syncs,
+    users,
+)
 from plugin.store.types import utcnow
 
 MODES = ("mirror", "additive")

@@ -13,10 +13,10 @@ import re
 import time
 from typing import Any
 
-import connectors
-from connectors import HostEvent, UserAttributes
 from sqlalchemy import Connection, Engine, Integer, and_, cast, func, or_, select
 
+import connectors
+from connectors import HostEvent, UserAttributes
 from plugin.campaigns import channels
 from plugin.store import is_postgres, transaction
 from plugin.store.tables import predictions, score_writebacks, scores, users

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from plugin.cli.common import cli_errors, load_app
-from plugin.errors import LikelyError
 
 workspace_option = click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -135,9 +134,9 @@ def predictions() -> None:
 def create(name, goal_event, churn, where, window_days, audience, categories_spec, status, schedule, retrain_days,
            workspace, as_json) -> None:
     """Define a prediction."""
-    from plugin.api.requests import load
-    from plugin.predictions import categories, coverage, datacheck, definitions
     from plugin.api.predictions import view
+    from plugin.api.requests import load
+    from plugin.predictions import categories, coverage, datacheck
     from plugin.predictions.schemas import PredictionSchema
     from plugin.store import transaction
     payload = {"name": name, "goal_event": goal_event, "goal_kind": "churn" if churn else "event",
@@ -172,8 +171,8 @@ def create(name, goal_event, churn, where, window_days, audience, categories_spe
 @json_option
 def list_command(status, workspace, as_json) -> None:
     """List the workspace's predictions."""
-    from plugin.predictions import definitions
     from plugin.api.predictions import view
+    from plugin.predictions import definitions
     with cli_errors():
         _, engine, ws = _setup(workspace)
         with engine.connect() as conn:
@@ -205,8 +204,8 @@ def show(prediction, workspace, as_json) -> None:
 @json_option
 def archive(prediction, workspace, as_json) -> None:
     """Archive a prediction: no more training, scoring or targeting."""
-    from plugin.predictions import definitions
     from plugin.api.predictions import view
+    from plugin.predictions import definitions
     from plugin.store import transaction
     with cli_errors():
         _, engine, ws = _setup(workspace)
@@ -222,8 +221,8 @@ def archive(prediction, workspace, as_json) -> None:
 @json_option
 def unarchive(prediction, workspace, as_json) -> None:
     """Restore an archived prediction to the status it had before."""
-    from plugin.predictions import definitions
     from plugin.api.predictions import view
+    from plugin.predictions import definitions
     from plugin.store import transaction
     with cli_errors():
         app, engine, ws = _setup(workspace)

@@ -123,7 +123,7 @@ def _suppress(conn: Connection, workspace_id: int, found: list) -> None:
         addresses = _addresses(conn, workspace_id, [ident for ident, e in retire if not e.address])
         insert = _dialect_insert(conn)(dead_addresses).on_conflict_do_nothing()
         values = []
-        for (run_id, user_id, channel), e in retire:
+        for (_run_id, user_id, channel), e in retire:
             address = e.address or addresses.get(user_id)
             if address:
                 values.append({"workspace_id": workspace_id, "channel": channel,
@@ -132,7 +132,7 @@ def _suppress(conn: Connection, workspace_id: int, found: list) -> None:
                                "created_at": utcnow()})
         if values:
             conn.execute(insert, values)
-    for (run_id, user_id, channel), e in opt_out:
+    for (_run_id, user_id, channel), e in opt_out:
         unsubscribes.opt_out(conn, workspace_id, user_id, channel,
                              "spam_report" if e.kind == "complained" else "provider")
 

@@ -148,7 +148,6 @@ def write_back(engine: Engine, workspace_id: int | None = None, *,
     """Write opt-outs not yet written to each workspace's host connector."""
     import connectors
     from connectors import UserAttributes
-
     from plugin.campaigns import channels
     counts = {"written": 0, "failed": 0, "no_host_connector": 0}
     query = (select(unsubscribes.c.workspace_id, unsubscribes.c.user_id, unsubscribes.c.channel,

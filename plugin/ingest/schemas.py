@@ -7,8 +7,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import (INCLUDE, Schema, ValidationError, fields, post_load, validate,
-                         validates_schema)
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 MAX_FUTURE_SECONDS = 24 * 3600  # clock skew we forgive; later timestamps are mistakes
 MIN_TIMESTAMP = 0  # 1970-01-01: any real history is welcome

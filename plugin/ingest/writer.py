@@ -9,7 +9,6 @@ import json
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-
 from sqlalchemy import Connection, String, and_, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -6,6 +6,6 @@ Areas register their job kinds here (see `registry`):
     register("rescore", rescore)
 """
 from plugin.jobs.plan import JobSpec, Schedule
-from plugin.jobs.registry import (UnknownJobKind, load_job_modules, register, register_planner, run_kind)
+from plugin.jobs.registry import UnknownJobKind, load_job_modules, register, register_planner, run_kind
 
 __all__ = ["JobSpec", "Schedule", "UnknownJobKind", "load_job_modules", "register", "register_planner", "run_kind"]

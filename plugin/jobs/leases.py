@@ -13,10 +13,10 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping
-from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert

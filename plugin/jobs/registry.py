@@ -112,8 +112,10 @@ def snapshot() -> tuple[dict[str, JobFunction], dict[str, Planner]]:
 
 
 def restore(state: tuple[dict[str, JobFunction], dict[str, Planner]]) -> None:
-    _kinds.clear(); _kinds.update(state[0])
-    _planners.clear(); _planners.update(state[1])
+    _kinds.clear()
+    _kinds.update(state[0])
+    _planners.clear()
+    _planners.update(state[1])
 
 
 def load_job_modules(extra: Iterable[str] = ()) -> list[str]:

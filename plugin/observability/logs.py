@@ -14,7 +14,8 @@ from pythonjsonlogger.json import JsonFormatter
 from plugin.observability.redaction import mask_query_values, redact
 
 # Fields every log line of the current request (or job run) carries, e.g. request_id.
-_context: ContextVar[dict[str, Any]] = ContextVar("likely_log_context", default={})
+# The default is never mutated: bind() sets a new dict, so every context starts from this empty one.
+_context: ContextVar[dict[str, Any]] = ContextVar("likely_log_context", default={})  # noqa: B039
 
 
 def bind(**fields: Any) -> Token:

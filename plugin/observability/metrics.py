@@ -10,8 +10,15 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.registry import Collector
 
 REQUESTS = Counter("likely_http_requests_total", "HTTP requests by route rule and status",

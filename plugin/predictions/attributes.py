@@ -12,7 +12,19 @@ import json
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Float, String, bindparam, case, cast, func, literal, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from plugin.predictions import personal

@@ -10,8 +10,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import (ColumnElement, Connection, Float, Select, String, and_, bindparam, case, cast,
-                        func, literal, or_, select, type_coerce)
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from plugin.errors import Conflict

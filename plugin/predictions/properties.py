@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, Float, String, bindparam, case, cast, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB

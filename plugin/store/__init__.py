@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from plugin.store import tables  # noqa: F401  (re-exported for callers)
-from plugin.store.tables import metadata, users
+from plugin.store.tables import users
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -135,7 +135,11 @@ def _no_current_engine() -> Engine:
 
 
 _current_engine: Callable[[], Engine] = _no_current_engine
-_request_readers: Callable[[], dict | None] = lambda: None
+def _outside_a_request() -> dict | None:
+    return None
+
+
+_request_readers: Callable[[], dict | None] = _outside_a_request
 
 
 def use_request_scope(current_engine: Callable[[], Engine], request_readers: Callable[[], dict | None]) -> None:

@@ -5,8 +5,22 @@ Events keep integer keys and epoch-second timestamps: they are the largest table
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint, text)
+from sqlalchemy import (
+                        BigInteger,
+                        Column,
+                        Float,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        LargeBinary,
+                        MetaData,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+                        text,
+)
 
 from plugin.store.types import BigId, Json, UtcDateTime
 

@@ -12,10 +12,8 @@ from connectors import net
 from connectors.base import MessageConnector
 from connectors.errors import ConfigurationError, FatalError, RetriableError, SkipRecipient
 from connectors.model import Message, Result
-from connectors.policy import (Action, RateLimiter, RetryPolicy, action_for_status,
-                               meta_usage_wait, retry_after_seconds)
+from connectors.policy import Action, RateLimiter, RetryPolicy, action_for_status, meta_usage_wait, retry_after_seconds
 from connectors.settings import connector_schema, secret
-
 
 
 class Toy(MessageConnector):

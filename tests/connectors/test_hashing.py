@@ -8,9 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.hashing import (google_email, google_hash, google_phone, meta_city, meta_country,
-                                meta_email, meta_name, meta_phone, meta_state, meta_value, meta_zip,
-                                sha256_hex)
+from connectors.hashing import (
+    google_email,
+    google_hash,
+    google_phone,
+    meta_city,
+    meta_country,
+    meta_email,
+    meta_name,
+    meta_phone,
+    meta_state,
+    meta_value,
+    meta_zip,
+    sha256_hex,
+)
 
 # -- published examples -----------------------------------------------------------------------
 # Meta, "Customer Information Parameters" (same normalisation as Custom Audiences).
@@ -91,7 +102,7 @@ def test_meta_keys_follow_meta_rules():
 # -- invariants ---------------------------------------------------------------------------------
 local = st.text(alphabet=string.ascii_letters + string.digits + "._-+", min_size=1, max_size=20)
 domains = st.sampled_from(["example.com", "gmail.com", "googlemail.com", "Shop.Co.UK"])
-emails = st.builds(lambda l, d: f"{l}@{d}", local, domains)
+emails = st.builds(lambda name, domain: f"{name}@{domain}", local, domains)
 spaces = st.text(alphabet=" \t\n", max_size=3)
 phones = st.text(alphabet=string.digits, min_size=6, max_size=14)
 formatting = st.lists(st.sampled_from([" ", "-", "(", ")", "."]), max_size=6)

@@ -11,10 +11,19 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, delete, insert, select, update
 
 from plugin import workspaces
-from plugin.store import transaction
 from plugin.predictions.categories import DEFAULT_SCHEME
-from plugin.store.tables import (event_types, events, prediction_models, predictions, scores,
-                                 segment_members, segment_versions, segments, users)
+from plugin.store import transaction
+from plugin.store.tables import (
+    event_types,
+    events,
+    prediction_models,
+    predictions,
+    scores,
+    segment_members,
+    segment_versions,
+    segments,
+    users,
+)
 
 NOW = 1_790_000_000  # a fixed "now" (2026-09-21), so tests never depend on the clock
 _keys = itertools.count(1)

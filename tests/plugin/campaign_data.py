@@ -8,7 +8,8 @@ from sqlalchemy import insert, select, update
 
 from plugin import workspaces
 from plugin.store import transaction
-from plugin.store.tables import predictions, scores, users, workspaces as workspaces_table
+from plugin.store.tables import predictions, scores, users
+from plugin.store.tables import workspaces as workspaces_table
 from plugin.store.types import utcnow
 
 DEFAULT_SCHEME = {"type": "fixed", "bins": [{"name": "Low", "min": 0}, {"name": "Medium", "min": 50},

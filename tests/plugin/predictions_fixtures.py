@@ -128,6 +128,7 @@ def trained(trained_url):
 def seed_goal_event(url: str, name: str = "purchase") -> None:
     """One `name` event in the default workspace: a goal never seen is refused at creation (issue 16)."""
     import time as _time
+
     from plugin import workspaces
     engine = make_engine(url)
     try:

@@ -17,8 +17,7 @@ from plugin import workspaces
 from plugin.audiences.compiler import compile_audience
 from plugin.audiences.preview import preview
 from plugin.audiences.schema import parse_tree
-from tests.plugin.audience_data import (NOW, add_events, add_prediction, add_users, clear, default_id,
-                                        set_scores)
+from tests.plugin.audience_data import NOW, add_events, add_prediction, add_users, clear, default_id, set_scores
 
 DAY = 86_400
 KEYS = ["country", "age", "plan", "tags", "email", "phone", "push_tokens", "email_consent", "push_consent",

@@ -209,6 +209,7 @@ def test_erasure_deletes_a_users_outbox_rows(engine, people):
 
 def test_the_settings_campaigns_read_are_described_as_json_schema():
     import jsonschema
+
     from plugin.campaigns.channels import SETTINGS_SCHEMA, frequency_caps
     validator = jsonschema.Draft202012Validator({"type": "object", "properties": SETTINGS_SCHEMA})
     good = {"unsubscribe_url": "https://shop.example/u/{user_id}",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from plugin import create_app, workspaces
 from plugin.jobs import runner
@@ -267,6 +267,7 @@ def test_likely_serve_runs_n_workers_with_json_logs_and_shared_metrics(database_
     assert not any(r["logger"] == "gunicorn.access" for r in records)  # one access line per request
     assert {f"probe-{i}" for i in range(20)} <= access
     # Whichever worker answered the scrape, it reports every worker's requests.
-    [line] = [l for l in metrics.splitlines()
-              if l.startswith('likely_http_requests_total{') and 'endpoint="/healthz"' in l and 'status="200"' in l]
+    [line] = [row for row in metrics.splitlines()
+              if row.startswith('likely_http_requests_total{') and 'endpoint="/healthz"' in row
+              and 'status="200"' in row]
     assert float(line.rsplit(" ", 1)[1]) >= 21

@@ -87,7 +87,7 @@ def _operations(app):
 
 def test_every_route_documents_what_it_reads_and_every_status_it_answers(app):
     problems = []
-    for label, view, doc, operation in _operations(app):
+    for label, view, _doc, operation in _operations(app):
         source = _reachable_source(view)
         parameters = operation.get("parameters", [])
         if any(reader in source for reader in BODY_READERS) and "requestBody" not in operation:

@@ -252,8 +252,8 @@ def test_the_histogram_is_labelled_and_the_categories_are_charted_beside_it(site
 
 
 def test_a_churn_prediction_trains_scores_and_shows_churn_risk(site):
-    from tests.plugin.predictions_fixtures import AS_OF
     from plugin.predictions import training
+    from tests.plugin.predictions_fixtures import AS_OF
     with transaction(site.engine) as conn:
         churn = definitions.create(conn, 1, {"name": "Lapsing", "goal_event": "session_start", "goal_kind": "churn",
                                              "window_days": 14, "status": "preview"}, max_active=5)

@@ -5,7 +5,7 @@ import pytest
 
 from plugin import create_app, workspaces
 from tests.helpers import API_KEY, bearer
-from tests.plugin.predictions_fixtures import seed_goal_event, AS_OF, SCORED
+from tests.plugin.predictions_fixtures import AS_OF, SCORED, seed_goal_event
 
 OTHER_KEY = "other-workspace-key-0123456789"
 VALID = {"name": "Buyers", "goal_event": "purchase", "goal_condition": {"property": "value", "op": "gt", "value": 20},
@@ -178,6 +178,7 @@ def _recent_shop(database_url):
     """Ten users active 20 days ago; 3 bought for more than 20 and 1 for 10 in the last 14 days; one
     newcomer (first seen 2 days ago, so not eligible at the cutoff) bought too."""
     import time as _time
+
     from plugin.store import make_engine
     from tests.plugin.predictions_fixtures import DAY, event, write
     now = int(_time.time())

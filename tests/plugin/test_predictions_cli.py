@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from plugin.cli import cli
 from plugin.store.tables import scores
-from tests.plugin.predictions_fixtures import seed_goal_event, SCORED
+from tests.plugin.predictions_fixtures import SCORED, seed_goal_event
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from plugin.jobs import plan, registry
-from plugin.predictions import jobs as prediction_jobs, trainings
+from plugin.predictions import jobs as prediction_jobs
+from plugin.predictions import trainings
 from plugin.predictions.training import TrainingOptions
 from tests.helpers import bearer
 from tests.plugin.pages_support import BASE, sign_in

@@ -47,6 +47,7 @@ def measured(engine):
         rsps.add(responses.POST, SEND, status=202, headers={"X-Message-Id": "m"})
         deliver_outbox(engine, "w", 1000, now_ts=NOW)
     from sqlalchemy import select
+
     from plugin.store.tables import outbox
     with engine.connect() as conn:
         groups = {r.user_id: ("control" if r.reason == "control" else

@@ -24,7 +24,8 @@ from plugin.campaigns.delivery import deliver_outbox
 from plugin.engagement import unsubscribes
 from plugin.ingest.writer import erase_users
 from plugin.store import transaction
-from plugin.store.tables import outbox, outbox_engagement, unsubscribes as unsubscribes_table
+from plugin.store.tables import outbox, outbox_engagement
+from plugin.store.tables import unsubscribes as unsubscribes_table
 from tests.helpers import API_KEY, WEBHOOK_SECRET
 from tests.plugin import campaign_data as cd
 from tests.plugin.campaign_data import fresh_connectors  # noqa: F401  (autouse)

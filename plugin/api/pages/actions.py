@@ -16,22 +16,23 @@ from flask import g, jsonify, make_response
 from marshmallow import fields, validate
 
 from plugin import store
+from plugin.api import csrf
 from plugin.api.audiences import PREVIEW_RESPONSE, PreviewResponseSchema, population_cache
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import frame_headers, page_workspace, session_workspace
+from plugin.api.pages import figures
+from plugin.api.pages.views import bp
 from plugin.api.requests import json_body, load
 from plugin.api.segments import SegmentSchema
 from plugin.audiences import segments
 from plugin.audiences.compiler import parse_definition
 from plugin.audiences.preview import preview
 from plugin.audiences.targeting import ensure_targetable
-from plugin.campaigns import definitions as campaigns, presets
+from plugin.campaigns import definitions as campaigns
+from plugin.campaigns import presets
 from plugin.campaigns.responses import CampaignOut
 from plugin.campaigns.schema import CampaignInput, ScoreRange
 from plugin.errors import Unauthorized, ValidationFailed
-from plugin.api import csrf
-from plugin.api.pages import figures
-from plugin.api.pages.views import bp
 from plugin.predictions import definitions, scoring
 from plugin.predictions.definitions import Prediction
 

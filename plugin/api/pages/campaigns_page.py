@@ -9,13 +9,13 @@ from __future__ import annotations
 from flask import jsonify, render_template
 
 from plugin import store
+from plugin.api import csrf
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
-from plugin.campaigns import definitions as campaigns
-from plugin.campaigns.responses import CampaignOut
-from plugin.api import csrf
 from plugin.api.pages.actions import CSRF_NOTE, ERRORS, page_json
 from plugin.api.pages.views import HTML, SIGN_IN, bp
+from plugin.campaigns import definitions as campaigns
+from plugin.campaigns.responses import CampaignOut
 
 ACTIONS = ("activate", "pause", "archive", "unarchive")
 

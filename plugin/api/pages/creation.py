@@ -13,14 +13,14 @@ import time
 from flask import current_app, jsonify, render_template
 
 from plugin import store
+from plugin.api import csrf
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
-from plugin.api.requests import json_body, load
-from plugin.api import csrf
 from plugin.api.pages.actions import CSRF_NOTE, ERRORS, page_json
 from plugin.api.pages.views import HTML, SIGN_IN, bp
-from plugin.predictions import datacheck
 from plugin.api.predictions import view
+from plugin.api.requests import json_body, load
+from plugin.predictions import datacheck
 from plugin.predictions.definitions import SCHEDULES
 from plugin.predictions.responses import CreatedPredictionOut, DataCheckOut
 from plugin.predictions.schemas import PredictionSchema

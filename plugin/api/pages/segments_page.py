@@ -14,8 +14,8 @@ from sqlalchemy import Connection, func, select
 from plugin import store
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
-from plugin.audiences.segments import RETAINED_VERSIONS
 from plugin.api.pages.views import HTML, SIGN_IN, bp
+from plugin.audiences.segments import RETAINED_VERSIONS
 from plugin.store.tables import segment_destinations, segment_syncs, segment_versions, segments
 
 MAX_SEGMENTS = 200

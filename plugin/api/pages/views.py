@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 from flask import Blueprint, render_template, url_for
 
 from plugin import store
+from plugin.api import csrf
 from plugin.api.docs import api_doc
 from plugin.api.page_auth import page_login_required, page_workspace
-from plugin.errors import NotFound
-from plugin.api import csrf
 from plugin.api.pages import figures
+from plugin.errors import NotFound
 from plugin.predictions import definitions, trainings
 
 bp = Blueprint("pages", __name__)
