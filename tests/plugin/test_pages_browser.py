@@ -250,8 +250,9 @@ def test_the_creation_form_checks_the_data_then_creates_a_prediction_that_builds
     page.locator("#name").fill("Buyers from the form")
     page.locator("#goal_event").select_option("purchase")
     page.locator("#window_days").fill("7")
-    page.wait_for_function("document.getElementById('check').dataset.state === 'thin' && "
-                           "document.getElementById('check-window').textContent.includes('last 7 days')")
+    # Selectors, not a JavaScript predicate: the pages' script policy forbids eval, as it should.
+    page.locator("#check[data-state='thin']").wait_for()
+    page.locator("#check-window", has_text="last 7 days").wait_for()
     expected = _api(live, "POST", "/v1/predictions/check",
                     json={"name": "x", "goal_event": "purchase", "window_days": 7})
     assert page.locator("#check-eligible").inner_text() == shown_count(expected["eligible_users"])
